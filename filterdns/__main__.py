@@ -1,0 +1,5 @@
+import sys
+
+from filterdns.cli import main
+
+sys.exit(main())

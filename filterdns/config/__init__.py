@@ -1,0 +1,1 @@
+"""Configuration: the YAML schema, loading with file/line errors, and the embedded default."""

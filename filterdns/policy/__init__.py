@@ -1,0 +1,1 @@
+"""Filtering policy: category lists, groups, schedules, safe search. Knows nothing of sockets."""

@@ -1,0 +1,1 @@
+"""Query-path stages: identify the client, decide, answer from block/cache/upstream, record."""

@@ -1,0 +1,1 @@
+"""Network listeners (UDP/TCP) and the service lifecycle."""

@@ -1,0 +1,1 @@
+"""DNS wire format: parsing queries and building answers straight on bytes."""
