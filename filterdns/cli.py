@@ -1,0 +1,172 @@
+"""The ``filterdns`` command: serve, check-config, explain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filterdns import __version__
+from filterdns.config.loader import ConfigError, default_config, load_config, parse_endpoint, parse_mac
+from filterdns.config.model import Config, UpstreamServerConfig
+from filterdns.logsetup import configure_logging
+
+log = logging.getLogger("filterdns")
+
+
+def _endpoint(text: str):
+    try:
+        return parse_endpoint(text, 53)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="filterdns", description="Content-filtering DNS resolver for schools.")
+    parser.add_argument("--version", action="version", version=f"filterdns {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the DNS service")
+    serve.add_argument("-c", "--config", type=Path, help="config file (default: the embedded default)")
+    serve.add_argument("--listen", action="append", type=_endpoint, metavar="HOST:PORT", help="DNS address (repeatable)")
+    serve.add_argument("--upstream", action="append", type=_endpoint, metavar="HOST:PORT", help="upstream resolver (repeatable)")
+    serve.add_argument("--data-dir", type=Path, help="where lists, logs and the store live")
+    serve.add_argument("--metrics", type=_endpoint, metavar="HOST:PORT", help="serve Prometheus metrics here")
+    serve.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    check = commands.add_parser("check-config", help="validate a config file and its lists")
+    check.add_argument("config", type=Path)
+
+    explain = commands.add_parser("explain", help="show what the policy does with a name, and why")
+    explain.add_argument("name")
+    explain.add_argument("-c", "--config", type=Path, default=Path("config.yaml"))
+    explain.add_argument("--client", help="client IP address (picks the group)")
+    explain.add_argument("--mac", help="client MAC address (picks the group)")
+    explain.add_argument("--group", help="group name (instead of --client/--mac)")
+    explain.add_argument("--at", help="ISO time, e.g. 2026-11-23T10:00 (default: now, in the config's time zone)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    return _explain(args)
+
+
+def _load(path: Path | None) -> Config:
+    if path is None:
+        return default_config()
+    return load_config(path)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        print(f"filterdns: the configuration has problems:\n{error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"filterdns: cannot read the configuration: {error}", file=sys.stderr)
+        return 2
+    config = apply_overrides(config, args)
+    configure_logging(args.log_level or config.log.level, config.log.format)
+    if not config.upstream.servers:
+        log.error("no upstream resolvers configured: add upstream.servers or --upstream HOST:PORT")
+        return 2
+    from filterdns.server.service import run_service  # imports the whole server stack
+
+    if config.server.uvloop and not args.no_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            log.info("uvloop is not installed; using the standard asyncio event loop")
+        else:
+            return uvloop.run(run_service(config))
+    return asyncio.run(run_service(config))
+
+
+def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """Command-line flags win over the config file."""
+    server, upstream = config.server, config.upstream
+    if args.listen:
+        server = dataclasses.replace(server, listen=tuple(args.listen))
+    if args.no_uvloop:
+        server = dataclasses.replace(server, uvloop=False)
+    if args.upstream:
+        upstream = dataclasses.replace(upstream, servers=tuple(UpstreamServerConfig(e) for e in args.upstream))
+    changes: dict = {"server": server, "upstream": upstream}
+    if args.data_dir:
+        changes["data_dir"] = args.data_dir
+    if args.metrics:
+        changes["metrics_listen"] = args.metrics
+    return dataclasses.replace(config, **changes)
+
+
+def _check_config(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(f"{path}: {len(error.problems)} problem(s):\n{error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"cannot read {path}: {error}", file=sys.stderr)
+        return 1
+    from filterdns.server.service import build_policy
+
+    policy = build_policy(config)
+    problems = 0
+    for status in policy.categories.statuses:
+        note = ""
+        if status.error:
+            note = f"  ERROR: {status.error}"
+            problems += 0 if status.location.startswith(("http://", "https://")) else 1
+        elif status.bad_lines:
+            note = f"  ({status.bad_lines} bad lines skipped, e.g. line {status.bad_examples[0][0]}: {status.bad_examples[0][1]!r})"
+        print(f"  {status.category:<14} {status.entries:>9} domains  {status.location}{note}")
+    print(
+        f"{path}: OK — {len(config.groups)} groups, {len(config.schedules)} schedules, "
+        f"{len(config.categories)} categories, {len(policy.categories.index)} listed domains"
+    )
+    if problems:
+        print(f"{problems} local list file(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except (ConfigError, OSError) as error:
+        print(f"filterdns: {error}", file=sys.stderr)
+        return 2
+    from filterdns.server.service import build_policy
+
+    configure_logging("warning")
+    policy = build_policy(config)
+    at = _parse_time(args.at, config.timezone) if args.at else datetime.now(timezone.utc)
+    if args.group:
+        group = args.group
+    else:
+        client = args.client or "0.0.0.0"
+        mac = parse_mac(args.mac) if args.mac else None
+        ipaddress.ip_address(client)
+        group = policy.identifier.group_for(client, mac)
+    explanation = policy.engine.explain(args.name, group, at)
+    print(explanation.render())
+    return 0
+
+
+def _parse_time(text: str, zone: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(zone))

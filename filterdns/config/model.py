@@ -1,0 +1,202 @@
+"""The typed configuration every part of filterdns is built from.
+
+The loader (``loader.py``) turns YAML into these frozen dataclasses and is the only place
+that knows about YAML, line numbers and defaults-by-omission. Everything else receives a
+``Config`` and can trust it: addresses are parsed, durations are seconds, names are checked
+against each other (a group that names an unknown category never gets this far).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+BlockMode = Literal["null_ip", "nxdomain", "refused", "blockpage"]
+YouTubeMode = Literal["strict", "moderate", "off"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A host and port, e.g. ``127.0.0.1:5353`` or ``[::1]:5353``."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Listeners and the limits that protect them."""
+
+    listen: tuple[Endpoint, ...] = (Endpoint("127.0.0.1", 5353),)
+    tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 1000
+    max_pending_upstream: int = 10000
+    udp_receive_buffer: int = 4 * 1024 * 1024
+    uvloop: bool = True
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamServerConfig:
+    """One upstream resolver. ``protocol: tcp`` makes it TCP-only."""
+
+    endpoint: Endpoint
+    protocol: Literal["udp", "tcp"] = "udp"
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """Name used in metrics and logs: the configured name or ``host:port``."""
+        return self.name or str(self.endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    servers: tuple[UpstreamServerConfig, ...] = ()
+    timeout: float = 2.0
+    # After this many consecutive failures a server is skipped until it has rested.
+    failure_threshold: int = 3
+    retry_after: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    max_entries: int = 100_000
+    min_ttl: int = 0
+    max_ttl: int = 86_400
+    negative_max_ttl: int = 3_600
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"
+    format: Literal["text", "json"] = "text"
+    # Optional JSON-lines file with one object per answered query.
+    query_log: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderConfig:
+    queue_size: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """A category source: a local file or an http(s) URL, in a known list format."""
+
+    location: str
+    format: Literal["auto", "domains", "hosts", "adblock", "wildcard", "dnsmasq"] = "auto"
+
+    @property
+    def is_url(self) -> bool:
+        return self.location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryConfig:
+    name: str
+    description: str = ""
+    sources: tuple[SourceConfig, ...] = ()
+    # Domains listed inline in the config, for small curated categories.
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListsConfig:
+    refresh_interval: float = 86_400.0
+    download_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleException:
+    """Dated exception: from ``start`` to ``end`` inclusive (ISO dates) the schedule uses
+    ``windows`` instead of its weekly plan; an empty tuple means "no windows" (a holiday)."""
+
+    name: str
+    start: str
+    end: str
+    windows: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """Named weekly windows in a time zone, e.g. lessons. Windows are ``("HH:MM", "HH:MM")``;
+    an end earlier than the start crosses midnight into the next day."""
+
+    name: str
+    timezone: str
+    weekly: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    exceptions: tuple[ScheduleException, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRule:
+    """Inside the schedule's windows, block and/or allow these categories."""
+
+    schedule: str
+    block: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SafeSearchConfig:
+    search: bool = False  # Google, Bing, DuckDuckGo
+    youtube: YouTubeMode = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """A set of clients (a class, staff, library, guests) and the policy that applies to them."""
+
+    name: str
+    description: str = ""
+    networks: tuple[IPNetwork, ...] = ()
+    macs: tuple[str, ...] = ()  # normalised "aa:bb:cc:dd:ee:ff"
+    block: tuple[str, ...] = ()  # categories blocked always
+    rules: tuple[ScheduledRule, ...] = ()
+    allow_domains: tuple[str, ...] = ()
+    deny_domains: tuple[str, ...] = ()
+    safe_search: SafeSearchConfig = SafeSearchConfig()
+    block_mode: BlockMode | None = None  # None: the global default
+    bypass_protection: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BlockingConfig:
+    mode: BlockMode = "null_ip"
+    ttl: int = 60
+    # Where the block page is served; used by mode "blockpage".
+    page_ipv4: str | None = None
+    page_ipv6: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. ``source`` is the file it came from (None: embedded default)."""
+
+    server: ServerConfig = ServerConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    cache: CacheConfig = CacheConfig()
+    log: LogConfig = LogConfig()
+    recorder: RecorderConfig = RecorderConfig()
+    metrics_listen: Endpoint | None = None
+    data_dir: Path = Path("data")
+    trusted_forwarders: tuple[IPNetwork, ...] = ()
+    timezone: str = "UTC"
+    lists: ListsConfig = ListsConfig()
+    categories: tuple[CategoryConfig, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    groups: tuple[GroupConfig, ...] = ()
+    default_group: str = "default"
+    allow_domains: tuple[str, ...] = ()
+    deny_domains: tuple[str, ...] = ()
+    blocking: BlockingConfig = BlockingConfig()
+    source: Path | None = None
