@@ -1,0 +1,65 @@
+"""Stage 2: who is asking. Maps a packet's source (or what a trusted forwarder says about the
+real client) to a client address, MAC and group.
+
+A router running dnsmasq with ``--add-mac --add-subnet=32,128`` forwards every pupil's query
+from its own address; only the EDNS options it adds tell the pupils apart. Those options are
+believed only from ``trusted_forwarders``: anyone else could claim to be a staff laptop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from filterdns.config.model import IPNetwork
+from filterdns.policy.groups import GroupResolver
+from filterdns.wire.query import Query
+
+
+class Client:
+    """The asking client as far as policy is concerned."""
+
+    __slots__ = ("address", "mac", "group", "subnet_trusted")
+
+    def __init__(self, address: str, mac: str | None, group: str, subnet_trusted: bool):
+        self.address = address
+        self.mac = mac
+        self.group = group
+        # True when the query's Client Subnet came from a trusted forwarder: the reply then
+        # echoes it with a full scope so the forwarder caches the answer per client.
+        self.subnet_trusted = subnet_trusted
+
+
+class ClientIdentifier:
+    def __init__(self, groups: GroupResolver, trusted_forwarders: tuple[IPNetwork, ...], cache_size: int = 65536):
+        self._groups = groups
+        self._trusted_networks = trusted_forwarders
+        self._trusted: dict[str, bool] = {}
+        self._cache_size = cache_size
+
+    def is_trusted(self, peer: str) -> bool:
+        trusted = self._trusted.get(peer)
+        if trusted is None:
+            try:
+                address = ipaddress.ip_address(peer.split("%")[0])
+            except ValueError:
+                address = None
+            if address is not None and address.version == 6 and address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            trusted = address is not None and any(address in net for net in self._trusted_networks)
+            if len(self._trusted) >= self._cache_size:
+                self._trusted.clear()
+            self._trusted[peer] = trusted
+        return trusted
+
+    def group_for(self, address: str, mac: str | None = None) -> str:
+        """The group of a client given directly (for ``filterdns explain`` and the console)."""
+        return self._groups.group_for(address, mac)
+
+    def identify(self, peer: str, query: Query) -> Client:
+        if (query.client_subnet is None and query.mac is None) or not self.is_trusted(peer):
+            return Client(peer, None, self._groups.group_for(peer), False)
+        address = peer
+        subnet = query.client_subnet
+        if subnet is not None and subnet.is_single_host():
+            address = subnet.address
+        return Client(address, query.mac, self._groups.group_for(address, query.mac), subnet is not None)

@@ -1,0 +1,217 @@
+"""The query path: parse → identify the client → decide → answer → record.
+
+``QueryPipeline.answer`` is called by the listeners for every packet. Whatever can be answered
+without waiting (blocks, cache hits, errors) is returned as bytes at once, with no coroutine
+or task created; only a query that must go upstream returns an awaitable. This split is what
+lets one Python process answer tens of thousands of queries a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+from filterdns.policy.engine import Decision, PolicyEngine
+from filterdns.resolver.blocking import BlockResponder
+from filterdns.resolver.events import QueryEvent
+from filterdns.resolver.forward import Forwarder
+from filterdns.resolver.identify import Client, ClientIdentifier
+from filterdns.resolver.recorder import Recorder
+from filterdns.resolver.upstream import UpstreamOverloaded, UpstreamUnavailable
+from filterdns.wire.answer import SERVER_UDP_PAYLOAD, EDE_NETWORK_ERROR, cname_rewrite, edns_options, error_response, finish_for_client
+from filterdns.wire.query import (
+    RCODE_BADVERS,
+    RCODE_NOERROR,
+    RCODE_SERVFAIL,
+    TYPE_A,
+    TYPE_AAAA,
+    Query,
+    QueryError,
+    parse_query,
+)
+from filterdns.wire.records import fit_to_size
+
+log = logging.getLogger("filterdns.query")
+
+# TCP answers are limited only by the 16-bit length prefix.
+TCP_MAX_MESSAGE = 65535
+
+Answer = bytes | None | Awaitable[bytes | None]
+
+
+class QueryPipeline:
+    """Everything between a received packet and the packet sent back."""
+
+    def __init__(
+        self,
+        identifier: ClientIdentifier,
+        policy: PolicyEngine,
+        blocker: BlockResponder,
+        forwarder: Forwarder,
+        recorder: Recorder,
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.identifier = identifier
+        self.policy = policy
+        self.blocker = blocker
+        self.forwarder = forwarder
+        self.recorder = recorder
+        self._clock = clock
+
+    def replace_policy(self, policy: PolicyEngine, blocker: BlockResponder, identifier: ClientIdentifier) -> None:
+        """Swap in a new policy (a reload): one assignment each, between two packets."""
+        self.policy, self.blocker, self.identifier = policy, blocker, identifier
+
+    def answer(self, raw: bytes, peer: str, transport: str) -> Answer:
+        """Answer one packet from ``peer`` over ``transport`` ("udp" or "tcp"). Returns the reply
+        bytes, None to send nothing, or an awaitable resolving to either when an upstream must
+        be asked."""
+        started = time.perf_counter()
+        try:
+            query = parse_query(raw)
+        except QueryError as error:
+            if error.rcode is None:
+                return None
+            return error_response(raw, error.rcode, error.question_end)
+        if query.edns_version:
+            return error_response(raw, RCODE_BADVERS, query.question_end, query)
+
+        # UDP answers fit the client's EDNS buffer (512 without EDNS) and never exceed what we
+        # advertise ourselves, to stay clear of IP fragmentation (DNS Flag Day 2020).
+        max_size = TCP_MAX_MESSAGE if transport == "tcp" else min(query.udp_size, SERVER_UDP_PAYLOAD)
+        client = self.identifier.identify(peer, query)
+        decision = self.policy.decide(client.group, query.name, query.qtype)
+        subnet = query.client_subnet if client.subnet_trusted else None
+        if decision.action == "block":
+            reply = self.blocker.respond(query, decision, subnet)
+            self._record(query, client, decision, started, transport, "policy", reply)
+            return reply
+        if decision.action == "rewrite":
+            return self._rewrite(query, client, decision, started, transport, max_size)
+
+        cached = self.forwarder.cached(query)
+        if cached is not None:
+            blocked = self._blocked_alias(query, client)
+            if blocked is not None:
+                return self._block_alias(query, client, blocked, started, transport)
+            reply = fit_to_size(self._finish(cached, query, subnet), max_size)
+            self._record(query, client, decision, started, transport, "cache", reply)
+            return reply
+        return self._forward(query, client, decision, started, transport, max_size)
+
+    async def _forward(
+        self, query: Query, client: Client, decision: Decision, started: float, transport: str, max_size: int
+    ) -> bytes:
+        subnet = query.client_subnet if client.subnet_trusted else None
+        try:
+            response, label = await self.forwarder.resolve(query)
+        except (UpstreamUnavailable, UpstreamOverloaded) as error:
+            options = edns_options(EDE_NETWORK_ERROR, str(error), subnet) if query.has_opt else b""
+            reply = error_response(query.raw, RCODE_SERVFAIL, query.question_end, query, options)
+            self._record(query, client, decision, started, transport, "", reply, verdict="error")
+            return reply
+        blocked = self._blocked_alias(query, client)
+        if blocked is not None:
+            return self._block_alias(query, client, blocked, started, transport)
+        reply = fit_to_size(self._finish(response, query, subnet), max_size)
+        self._record(query, client, decision, started, transport, label, reply)
+        return reply
+
+    def _rewrite(
+        self, query: Query, client: Client, decision: Decision, started: float, transport: str, max_size: int
+    ) -> Answer:
+        """Safe search: ``name CNAME target`` plus the target's addresses. The target is
+        resolved like any other query (cache first) and the combined answer is not cached
+        under the original name, so turning safe search off takes effect at once."""
+        if query.qtype not in (TYPE_A, TYPE_AAAA):
+            # Other types of a search engine's name (HTTPS/SVCB hints, MX...) would leak the
+            # unfiltered address; answer with the alias alone.
+            return self._finish_rewrite(query, client, decision, started, transport, max_size, None)
+        target = self.forwarder.target_query(query, decision.rewrite_target)
+        cached = self.forwarder.cached(target)
+        if cached is not None:
+            return self._finish_rewrite(query, client, decision, started, transport, max_size, cached)
+        return self._rewrite_upstream(query, client, decision, started, transport, max_size, target)
+
+    async def _rewrite_upstream(
+        self, query: Query, client: Client, decision: Decision, started: float, transport: str, max_size: int, target: Query
+    ) -> bytes:
+        try:
+            response, _ = await self.forwarder.resolve(target)
+        except (UpstreamUnavailable, UpstreamOverloaded):
+            reply = error_response(query.raw, RCODE_SERVFAIL, query.question_end, query)
+            self._record(query, client, decision, started, transport, "", reply, verdict="error")
+            return reply
+        return self._finish_rewrite(query, client, decision, started, transport, max_size, response)
+
+    def _finish_rewrite(
+        self,
+        query: Query,
+        client: Client,
+        decision: Decision,
+        started: float,
+        transport: str,
+        max_size: int,
+        target_answer: bytes | None,
+    ) -> bytes:
+        subnet = query.client_subnet if client.subnet_trusted else None
+        body = cname_rewrite(query, decision.rewrite_target, target_answer)
+        reply = fit_to_size(self._finish(body, query, subnet), max_size)
+        self._record(query, client, decision, started, transport, "policy", reply, verdict="rewritten")
+        return reply
+
+    def _blocked_alias(self, query: Query, client: Client) -> Decision | None:
+        """CNAME inspection: the first alias in the answer that the group's policy blocks."""
+        for target in self.forwarder.cname_targets(query):
+            decision = self.policy.decide(client.group, target, query.qtype)
+            if decision.action == "block":
+                return decision
+        return None
+
+    def _block_alias(self, query: Query, client: Client, decision: Decision, started: float, transport: str) -> bytes:
+        subnet = query.client_subnet if client.subnet_trusted else None
+        reply = self.blocker.respond(query, decision, subnet)
+        self._record(query, client, decision, started, transport, "policy", reply, reason_prefix="cname:")
+        return reply
+
+    @staticmethod
+    def _finish(message: bytes, query: Query, subnet) -> bytes:
+        if not query.has_opt:
+            return message
+        return finish_for_client(message, query, edns_options(client_subnet=subnet) if subnet is not None else b"")
+
+    def _record(
+        self,
+        query: Query,
+        client: Client,
+        decision: Decision,
+        started: float,
+        transport: str,
+        answered_by: str,
+        reply: bytes,
+        *,
+        verdict: str | None = None,
+        reason_prefix: str = "",
+    ) -> None:
+        if verdict is None:
+            verdict = "blocked" if decision.action == "block" else "allowed"
+        # Positional arguments: measured at a third of the cost of keywords on this path.
+        self.recorder.record(
+            QueryEvent(
+                self._clock(),
+                client.address,
+                client.group,
+                query.name,
+                query.qtype,
+                verdict,
+                reason_prefix + decision.reason,
+                decision.category,
+                reply[3] & 0xF if len(reply) > 3 else RCODE_NOERROR,
+                (time.perf_counter() - started) * 1000.0,
+                answered_by,
+                transport,
+                client.mac or "",
+            )
+        )

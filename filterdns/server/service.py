@@ -1,0 +1,278 @@
+"""The running service: builds every stage from the config, binds the listeners, reloads on
+SIGHUP and drains on SIGTERM.
+
+Reload builds the new policy (lists, groups, schedules) completely, off the event loop, and
+then swaps it in with plain assignments between two packets: queries keep flowing and none is
+answered by a half-built policy. Listener addresses, upstreams and the cache are kept across
+a reload; changing them needs a restart, and the log says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from filterdns.config.loader import ConfigError, load_config
+from filterdns.config.model import Config, Endpoint
+from filterdns.metrics import Metrics
+from filterdns.policy.categories import CategorySet, build_category_set
+from filterdns.policy.engine import PolicyEngine
+from filterdns.policy.groups import GroupResolver
+from filterdns.policy.sources import ListDownloader
+from filterdns.resolver.blocking import BlockResponder
+from filterdns.resolver.cache import AnswerCache
+from filterdns.resolver.forward import Forwarder
+from filterdns.resolver.identify import ClientIdentifier
+from filterdns.resolver.pipeline import QueryPipeline
+from filterdns.resolver.recorder import Recorder
+from filterdns.resolver.upstream import UpstreamPool
+from filterdns.server.tcp import TcpConnections
+from filterdns.server.udp import UdpListener, bind_udp
+
+log = logging.getLogger("filterdns.service")
+
+DRAIN_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything a reload replaces, built before it is swapped in."""
+
+    categories: CategorySet
+    engine: PolicyEngine
+    blocker: BlockResponder
+    identifier: ClientIdentifier
+
+
+def build_policy(config: Config) -> Policy:
+    """Load the lists and compile groups and schedules. Slow for big lists: run in a thread."""
+    categories = build_category_set(config.categories, lists_cache_dir(config), _base_dir(config))
+    return Policy(
+        categories=categories,
+        engine=PolicyEngine(config, categories),
+        blocker=BlockResponder(config),
+        identifier=ClientIdentifier(GroupResolver(config.groups, config.default_group), config.trusted_forwarders),
+    )
+
+
+def lists_cache_dir(config: Config) -> Path:
+    return config.data_dir / "lists"
+
+
+def _base_dir(config: Config) -> Path:
+    return config.source.resolve().parent if config.source is not None else Path.cwd()
+
+
+class Service:
+    def __init__(self, config: Config):
+        self.config = config
+        self.metrics = Metrics()
+        self.cache = AnswerCache(config.cache)
+        self.upstream = UpstreamPool(
+            config.upstream, observer=self.metrics, max_pending=config.server.max_pending_upstream
+        )
+        self.recorder = Recorder.from_config(config.recorder, config.log)
+        self.metrics.watch_recorder(self.recorder)
+        self.metrics.watch_cache(self.cache)
+        self.downloader = ListDownloader(lists_cache_dir(config), config.lists.download_timeout)
+        self.pipeline: QueryPipeline | None = None
+        self.policy: Policy | None = None
+        self._udp: list[UdpListener] = []
+        self._tcp = None
+        self._tcp_servers: list[asyncio.base_events.Server] = []
+        self._metrics_runner = None
+        self._background: list[asyncio.Task] = []
+        self._reload_lock = asyncio.Lock()
+        self.stopped = asyncio.Event()
+
+    @property
+    def udp_addresses(self) -> list[tuple]:
+        return [listener.address for listener in self._udp]
+
+    @property
+    def tcp_addresses(self) -> list[tuple]:
+        return [sock.getsockname() for server in self._tcp_servers for sock in server.sockets]
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.policy = await asyncio.to_thread(build_policy, config)
+        self._log_policy(self.policy)
+        self.metrics.set_list_sizes(_list_sizes(self.policy.categories))
+        await self.upstream.start()
+        await self.recorder.start()
+        self.pipeline = QueryPipeline(
+            self.policy.identifier, self.policy.engine, self.policy.blocker, Forwarder(self.cache, self.upstream), self.recorder
+        )
+        self._tcp = TcpConnections(self.pipeline, config.server.tcp_idle_timeout, config.server.tcp_max_connections)
+        reuse_port = config.server.workers > 1
+        for endpoint in config.server.listen:
+            udp_sock, server = await self._bind_pair(endpoint, reuse_port)
+            listener = UdpListener(udp_sock, self.pipeline)
+            listener.start()
+            self._udp.append(listener)
+            self._tcp_servers.append(server)
+            log.info("listening for DNS on %s (UDP and TCP)", Endpoint(endpoint.host, listener.address[1]))
+        if config.metrics_listen is not None:
+            self._metrics_runner = await self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
+            log.info("metrics on http://%s/metrics", config.metrics_listen)
+        if any(source.is_url for category in config.categories for source in category.sources):
+            self._background.append(asyncio.create_task(self._refresh_lists_forever()))
+
+    async def _bind_pair(self, endpoint: Endpoint, reuse_port: bool, attempts: int = 20):
+        """Bind UDP and TCP on the same port. With port 0 the kernel picks the UDP port, which
+        may already be taken for TCP: then try another."""
+        loop = asyncio.get_running_loop()
+        tries = 0
+        while True:
+            udp_sock = bind_udp(endpoint, self.config.server.udp_receive_buffer, reuse_port)
+            try:
+                server = await loop.create_server(
+                    self._tcp.protocol,
+                    host=endpoint.host,
+                    port=udp_sock.getsockname()[1],
+                    reuse_port=reuse_port or None,
+                    backlog=1024,
+                )
+                return udp_sock, server
+            except OSError as error:
+                udp_sock.close()
+                tries += 1
+                if endpoint.port != 0 or error.errno != errno.EADDRINUSE or tries >= attempts:
+                    raise
+
+    async def reload(self, path: Path | None = None) -> bool:
+        """Re-read the config file and swap in the new policy. Returns False (and keeps serving
+        with the old policy) when the new file is invalid."""
+        async with self._reload_lock:
+            path = path or self.config.source
+            if path is None:
+                log.info("reload asked, but running on the embedded default: nothing to reload")
+                return False
+            try:
+                new_config = await asyncio.to_thread(load_config, path)
+            except (ConfigError, OSError) as error:
+                log.error("reload failed, keeping the running configuration:\n%s", error)
+                return False
+            self._warn_restart_needed(new_config)
+            policy = await asyncio.to_thread(build_policy, new_config)
+            self._swap(policy)
+            self.config = new_config
+            self.recorder.reopen_sinks()
+            log.info("configuration reloaded from %s", path)
+            return True
+
+    async def rebuild_lists(self) -> None:
+        """Rebuild the category index from the lists on disk (after a download)."""
+        async with self._reload_lock:
+            policy = await asyncio.to_thread(build_policy, self.config)
+            self._swap(policy)
+
+    def _swap(self, policy: Policy) -> None:
+        assert self.pipeline is not None
+        self.pipeline.replace_policy(policy.engine, policy.blocker, policy.identifier)
+        self.policy = policy
+        self.metrics.set_list_sizes(_list_sizes(policy.categories))
+        self._log_policy(policy)
+
+    async def _refresh_lists_forever(self) -> None:
+        while True:
+            try:
+                if await self.downloader.refresh(self.config.categories):
+                    await self.rebuild_lists()
+            except Exception:
+                log.exception("list refresh failed; keeping the lists in use")
+            await asyncio.sleep(self.config.lists.refresh_interval)
+
+    async def stop(self) -> None:
+        """Stop taking queries, answer those in flight, flush the recorder, close everything."""
+        for listener in self._udp:
+            listener.stop_reading()
+        for server in self._tcp_servers:
+            server.close()
+        for task in self._background:
+            task.cancel()
+        drains = [listener.drain(DRAIN_TIMEOUT) for listener in self._udp]
+        if self._tcp is not None:
+            drains.append(self._tcp.drain(DRAIN_TIMEOUT))
+        await asyncio.gather(*drains)
+        if self._tcp is not None:
+            self._tcp.close_all()
+        for listener in self._udp:
+            listener.close()
+        try:
+            await asyncio.wait_for(self.recorder.close(), DRAIN_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("the query log did not finish writing within %.0f s", DRAIN_TIMEOUT)
+        await self.upstream.close()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+        self.stopped.set()
+
+    def _warn_restart_needed(self, new: Config) -> None:
+        old = self.config
+        for section in ("server", "upstream", "cache", "metrics_listen", "data_dir", "recorder"):
+            if getattr(old, section) != getattr(new, section):
+                log.warning("'%s' changed in the config file; it takes effect after a restart", section)
+
+    @staticmethod
+    def _log_policy(policy: Policy) -> None:
+        log.info(
+            "policy ready: %d groups, %d categories, %d listed domains",
+            len(policy.engine.group_names),
+            len(policy.categories.names),
+            len(policy.categories.index),
+        )
+
+
+def _list_sizes(categories: CategorySet) -> dict[str, int]:
+    sizes: dict[str, int] = {name: 0 for name in categories.names}
+    for status in categories.statuses:
+        sizes[status.category] = sizes.get(status.category, 0) + status.entries
+    return sizes
+
+
+async def run_service(config: Config) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the process exit code."""
+    service = Service(config)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    reload_requested = asyncio.Event()
+    # Handlers go in before the listeners open, so a signal sent as soon as the service
+    # answers is never met by Python's default action (SIGHUP would kill the process).
+    loop.add_signal_handler(signal.SIGTERM, stop_requested.set)
+    loop.add_signal_handler(signal.SIGINT, stop_requested.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+    try:
+        await service.start()
+    except OSError as error:
+        log.error("cannot start: %s", _explain_bind_error(error))
+        await service.stop()
+        return 1
+    log.info("filterdns is running (pid %d)", os.getpid())
+    reloader = asyncio.create_task(_reload_on_request(service, reload_requested))
+    await stop_requested.wait()
+    log.info("stopping: answering queries in flight, then exiting")
+    reloader.cancel()
+    await service.stop()
+    return 0
+
+
+async def _reload_on_request(service: Service, requested: asyncio.Event) -> None:
+    while True:
+        await requested.wait()
+        requested.clear()
+        await service.reload()
+
+
+def _explain_bind_error(error: OSError) -> str:
+    if error.errno == 13:
+        return f"{error} — ports below 1024 need root or CAP_NET_BIND_SERVICE; try --listen 127.0.0.1:5353"
+    if error.errno == 98:
+        return f"{error} — another program (systemd-resolved? dnsmasq?) already uses that address and port"
+    return str(error)

@@ -1,0 +1,137 @@
+"""Stage 1 (TCP): DNS over TCP per RFC 7766.
+
+Messages are length-prefixed; a client may pipeline many queries on one connection and
+answers go back as each one is ready (out of order is allowed). A connection with nothing in
+flight is closed after the idle timeout, and a cap on open connections keeps a misbehaving
+client from exhausting file descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable
+
+from filterdns.resolver.pipeline import QueryPipeline
+
+log = logging.getLogger("filterdns.server")
+
+# A client that sends more than this many queries without reading answers is cut off.
+MAX_IN_FLIGHT_PER_CONNECTION = 100
+
+
+class TcpConnections:
+    """Shared state of every TCP listener: the connection cap and the live connections."""
+
+    def __init__(self, pipeline: QueryPipeline, idle_timeout: float, max_connections: int):
+        self.pipeline = pipeline
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.open: set[DnsTcpProtocol] = set()
+        self.rejected = 0
+
+    def protocol(self) -> "DnsTcpProtocol":
+        return DnsTcpProtocol(self)
+
+    async def drain(self, timeout: float) -> None:
+        pending = {task for conn in self.open for task in conn.pending}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    def close_all(self) -> None:
+        for conn in list(self.open):
+            conn.close()
+
+
+class DnsTcpProtocol(asyncio.Protocol):
+    def __init__(self, connections: TcpConnections):
+        self._connections = connections
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._peer = ""
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self.pending: set[asyncio.Task] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._peer = peer[0] if peer else ""
+        if len(self._connections.open) >= self._connections.max_connections:
+            self._connections.rejected += 1
+            transport.close()
+            return
+        self._connections.open.add(self)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.open.discard(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        for task in self.pending:
+            task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        buffer = self._buffer
+        while len(buffer) >= 2:
+            length = (buffer[0] << 8) | buffer[1]
+            if len(buffer) < 2 + length:
+                break
+            message = bytes(buffer[2 : 2 + length])
+            del buffer[: 2 + length]
+            self._handle(message)
+        if len(buffer) > 2 + 65535:
+            self.close()
+            return
+        self._arm_idle_timer()
+
+    def _handle(self, message: bytes) -> None:
+        try:
+            result = self._connections.pipeline.answer(message, self._peer, "tcp")
+        except Exception:
+            log.exception("unexpected error answering a TCP query from %s", self._peer)
+            return
+        if result is None:
+            return
+        if result.__class__ is bytes:
+            self._write(result)
+            return
+        if len(self.pending) >= MAX_IN_FLIGHT_PER_CONNECTION:
+            log.info("closing TCP connection from %s: too many queries in flight", self._peer)
+            result.close()  # the coroutine never started; close it to avoid a warning
+            self.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._write_later(result))
+        self.pending.add(task)
+        task.add_done_callback(self._task_done)
+
+    async def _write_later(self, result: Awaitable[bytes | None]) -> None:
+        reply = await result
+        if reply is not None:
+            self._write(reply)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("unexpected error answering a TCP query from %s", self._peer, exc_info=task.exception())
+        self._arm_idle_timer()
+
+    def _write(self, reply: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(len(reply).to_bytes(2, "big") + reply)
+
+    def _arm_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(self._connections.idle_timeout, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if self.pending:
+            self._arm_idle_timer()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
