@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import socket
 import zoneinfo
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -30,6 +31,7 @@ from filterdns.config.model import (
     GroupConfig,
     ListsConfig,
     LogConfig,
+    RateLimitConfig,
     RecorderConfig,
     SafeSearchConfig,
     ScheduleConfig,
@@ -207,6 +209,12 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"'{value}' is not a number of 0 or more")
+    return float(value)
+
+
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"'{value}' is not a whole number of 0 or more")
@@ -308,10 +316,20 @@ def _read_dataclass(reader: _Reader, cls: type, parsers: dict[str, Callable[[Any
 
 
 def _read_server(reader: _Reader) -> ServerConfig:
-    listen = reader.get_list("listen", parse_endpoint) or ServerConfig().listen
+    defaults = ServerConfig()
+    listen = reader.get_list("listen", parse_endpoint) or defaults.listen
+    rate_limit = _read_dataclass(
+        reader.sub("rate_limit"),
+        RateLimitConfig,
+        {"queries_per_second": _positive_number, "burst": _positive_int, "slip": _positive_int},
+    )
     values = {
+        "allow_networks": reader.get_list("allow_networks", parse_network) or defaults.allow_networks,
+        "rate_limit": rate_limit,
         "tcp_idle_timeout": reader.get("tcp_idle_timeout", parse_duration, 10.0),
         "tcp_max_connections": reader.get("tcp_max_connections", _positive_int, 1000),
+        "tcp_max_per_client": reader.get("tcp_max_per_client", _positive_int, 50),
+        "any_queries": reader.get("any_queries", _choice("minimal", "refuse"), "minimal"),
         "max_pending_upstream": reader.get("max_pending_upstream", _positive_int, 10000),
         "udp_receive_buffer": reader.get("udp_receive_buffer", _positive_int, 4 * 1024 * 1024),
         "uvloop": reader.get("uvloop", _boolean, True),
@@ -558,7 +576,14 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
     cache = _read_dataclass(
         top.sub("cache"),
         CacheConfig,
-        {"max_entries": _positive_int, "min_ttl": _int_seconds, "max_ttl": _int_seconds, "negative_max_ttl": _int_seconds},
+        {
+            "max_entries": _positive_int,
+            "min_ttl": _int_seconds,
+            "max_ttl": _int_seconds,
+            "negative_max_ttl": _int_seconds,
+            "serve_stale_max_age": parse_duration,
+            "stale_ttl": _int_seconds,
+        },
     )
     log = _read_dataclass(
         top.sub("log"),
@@ -649,12 +674,23 @@ def default_config(upstreams: Iterable[Endpoint] = ()) -> Config:
     """The embedded default: DNS on 127.0.0.1:5353 and [::1]:5353, forwarding to the system's
     resolvers (or to ``upstreams``), no lists, bypass protection on. Needs no root."""
     servers = tuple(UpstreamServerConfig(e) for e in upstreams) or system_resolvers()
+    listen = (Endpoint("127.0.0.1", 5353),) + ((Endpoint("::1", 5353),) if _has_ipv6_loopback() else ())
     return Config(
-        server=ServerConfig(listen=(Endpoint("127.0.0.1", 5353), Endpoint("::1", 5353))),
+        server=ServerConfig(listen=listen),
         upstream=UpstreamConfig(servers=servers),
         groups=(GroupConfig(name="default", description="Every client"),),
         source=None,
     )
+
+
+def _has_ipv6_loopback() -> bool:
+    """Some containers have no ::1; the default must still start there."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def system_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> tuple[UpstreamServerConfig, ...]:

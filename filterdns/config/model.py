@@ -31,13 +31,42 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def _private_networks() -> tuple[IPNetwork, ...]:
+    """Loopback, RFC 1918, RFC 6598 (carrier-grade NAT), ULA and link-local: the networks a
+    school resolver serves. Anyone else gets REFUSED, so a port left open to the internet
+    does not become an open resolver for amplification attacks."""
+    return tuple(
+        ipaddress.ip_network(n)
+        for n in (
+            "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+            "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Response rate limiting per client address (0 queries per second: off). Every
+    ``slip``-th limited reply is sent truncated, so a real client retries over TCP while a
+    spoofed flood gets nothing useful (the same idea as BIND's RRL slip)."""
+
+    queries_per_second: float = 0.0
+    burst: int = 200
+    slip: int = 2
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Listeners and the limits that protect them."""
 
     listen: tuple[Endpoint, ...] = (Endpoint("127.0.0.1", 5353),)
+    allow_networks: tuple[IPNetwork, ...] = field(default_factory=_private_networks)
+    rate_limit: RateLimitConfig = RateLimitConfig()
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1000
+    tcp_max_per_client: int = 50
+    # RFC 8482: "minimal" answers ANY with one synthesised HINFO record; "refuse" with REFUSED.
+    any_queries: Literal["minimal", "refuse"] = "minimal"
     max_pending_upstream: int = 10000
     udp_receive_buffer: int = 4 * 1024 * 1024
     uvloop: bool = True
@@ -73,6 +102,10 @@ class CacheConfig:
     min_ttl: int = 0
     max_ttl: int = 86_400
     negative_max_ttl: int = 3_600
+    # RFC 8767 serve-stale: while every upstream fails, answer from expired entries up to
+    # this many seconds past expiry (0: off), with a short TTL so clients ask again soon.
+    serve_stale_max_age: float = 86_400.0
+    stale_ttl: int = 30
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,20 +13,24 @@ import struct
 import dnslib
 
 from filterdns.resolver.cache import AnswerCache
-from filterdns.resolver.upstream import UpstreamPool
+from filterdns.resolver.upstream import UpstreamError, UpstreamPool, UpstreamUnavailable
 from filterdns.wire.answer import encode_name
-from filterdns.wire.query import RCODE_NOERROR, TYPE_CNAME, TYPE_OPT, Query, parse_query
-from filterdns.wire.records import WireError, parse_layout, strip_opt
+from filterdns.config.model import CacheConfig
+from filterdns.wire.query import AA, AD, CD, RD, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_CNAME, TYPE_OPT, Query, parse_query
+from filterdns.wire.records import WireError, parse_layout, skip_name, strip_opt
 
 # Payload size asked of upstreams when the client did not use EDNS: answers are fitted to
 # each client afterwards, so one large cached answer serves every kind of client.
 UPSTREAM_PAYLOAD = 1232
+Z_BIT = 0x40  # in the second flags byte
 
 
 class Forwarder:
-    def __init__(self, cache: AnswerCache, upstream: UpstreamPool):
+    def __init__(self, cache: AnswerCache, upstream: UpstreamPool, config: CacheConfig):
         self.cache = cache
         self.upstream = upstream
+        self._stale_max_age = config.serve_stale_max_age
+        self._stale_ttl = config.stale_ttl
         # Names a cached answer's CNAME chain goes through, kept beside the cache so that
         # every hit can be checked against the asking group's policy without reparsing.
         self._cname_targets: dict[bytes, tuple[str, ...]] = {}
@@ -45,29 +49,50 @@ class Forwarder:
         return parse_query(upstream_query(query)[:12] + question + _opt_record(query))
 
     async def resolve(self, query: Query) -> tuple[bytes, str]:
-        """Ask upstream; returns (answer without OPT, label of the upstream that answered).
-        Raises the upstream pool's errors (UpstreamUnavailable, UpstreamOverloaded)."""
-        response, label = await self.upstream.resolve(upstream_query(query))
+        """Ask upstream; returns (answer without OPT, label of the upstream that answered, or
+        "stale" for an expired cached answer served while every upstream fails, RFC 8767).
+        Raises the upstream pool's errors when there is nothing stale to serve."""
+        try:
+            response, label = await self.upstream.resolve(upstream_query(query))
+        except UpstreamError:
+            stale = self._stale(query)
+            if stale is None:
+                raise
+            return stale, "stale"
+        # We are not the authority for anything we forward (RFC 1035 4.1.1): clear AA, and
+        # the reserved Z bit in case an upstream echoed it.
+        response = response[:2] + bytes([response[2] & ~(AA >> 8) & 0xFF, response[3] & ~Z_BIT & 0xFF]) + response[4:]
         try:
             layout = parse_layout(response)
-            if layout.opt_start is not None:
-                response = strip_opt(response, layout)
-        except WireError:
-            return response, label
+        except WireError as error:
+            raise UpstreamUnavailable(f"malformed answer from {label}: {error}") from None
+        if layout.opt_start is not None:
+            response = strip_opt(response, layout)
+        if layout.rcode in (RCODE_SERVFAIL, RCODE_REFUSED):
+            stale = self._stale(query)
+            return (stale, "stale") if stale is not None else (response, label)
         self.cache.put(query.cache_key, response)
-        targets = cname_chain(response) if layout.rcode == RCODE_NOERROR and layout.answer_count else ()
+        targets = cname_chain(response)
         if targets:
             if len(self._cname_targets) >= max(1024, self.cache.max_entries):
                 self._cname_targets.pop(next(iter(self._cname_targets)))
             self._cname_targets[query.cache_key] = targets
         return response, label
 
+    def _stale(self, query: Query) -> bytes | None:
+        if self._stale_max_age <= 0:
+            return None
+        return self.cache.get_stale(
+            query.cache_key, query.raw[:2], query.raw[12 : query.question_end], self._stale_max_age, self._stale_ttl
+        )
+
 
 def upstream_query(query: Query) -> bytes:
-    """The query as sent upstream: the client's header flags and exact question, and an OPT
-    record carrying only the payload size and the DO bit (no client options)."""
+    """The query as sent upstream: the client's RD, AD and CD bits (nothing else of its header),
+    its exact question, and an OPT record carrying only the payload size and the DO bit."""
     raw = query.raw
-    return raw[:4] + b"\x00\x01\x00\x00\x00\x00\x00\x01" + raw[12 : query.question_end] + _opt_record(query)
+    flags = bytes([raw[2] & (RD >> 8), raw[3] & (AD | CD)])
+    return raw[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + raw[12 : query.question_end] + _opt_record(query)
 
 
 def _opt_record(query: Query) -> bytes:
@@ -77,11 +102,16 @@ def _opt_record(query: Query) -> bytes:
 
 def cname_chain(response: bytes) -> tuple[str, ...]:
     """The CNAME targets in an answer section, lower-case dotted (for CNAME inspection: an
-    allowed name that aliases into a blocked domain is blocked too)."""
-    if TYPE_CNAME.to_bytes(2, "big") not in response:
+    allowed name that aliases into a blocked domain is blocked too). The answer section is
+    scanned for a CNAME first; only answers that have one are parsed in full."""
+    ancount = (response[6] << 8) | response[7]
+    pos = skip_name(response, 12) + 4
+    for _ in range(ancount):
+        pos = skip_name(response, pos)
+        if (response[pos] << 8) | response[pos + 1] == TYPE_CNAME:
+            break
+        pos += 10 + ((response[pos + 8] << 8) | response[pos + 9])
+    else:
         return ()
-    try:
-        record = dnslib.DNSRecord.parse(response)
-    except dnslib.DNSError:
-        return ()
+    record = dnslib.DNSRecord.parse(response)
     return tuple(str(rr.rdata.label).rstrip(".").lower() for rr in record.rr if rr.rtype == TYPE_CNAME)

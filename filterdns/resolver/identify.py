@@ -8,10 +8,8 @@ believed only from ``trusted_forwarders``: anyone else could claim to be a staff
 
 from __future__ import annotations
 
-import ipaddress
-
-from filterdns.config.model import IPNetwork
 from filterdns.policy.groups import GroupResolver
+from filterdns.resolver.access import NetworkSet
 from filterdns.wire.query import Query
 
 
@@ -30,33 +28,16 @@ class Client:
 
 
 class ClientIdentifier:
-    def __init__(self, groups: GroupResolver, trusted_forwarders: tuple[IPNetwork, ...], cache_size: int = 65536):
+    def __init__(self, groups: GroupResolver, trusted_forwarders: NetworkSet):
         self._groups = groups
-        self._trusted_networks = trusted_forwarders
-        self._trusted: dict[str, bool] = {}
-        self._cache_size = cache_size
-
-    def is_trusted(self, peer: str) -> bool:
-        trusted = self._trusted.get(peer)
-        if trusted is None:
-            try:
-                address = ipaddress.ip_address(peer.split("%")[0])
-            except ValueError:
-                address = None
-            if address is not None and address.version == 6 and address.ipv4_mapped is not None:
-                address = address.ipv4_mapped
-            trusted = address is not None and any(address in net for net in self._trusted_networks)
-            if len(self._trusted) >= self._cache_size:
-                self._trusted.clear()
-            self._trusted[peer] = trusted
-        return trusted
+        self._trusted = trusted_forwarders
 
     def group_for(self, address: str, mac: str | None = None) -> str:
         """The group of a client given directly (for ``filterdns explain`` and the console)."""
         return self._groups.group_for(address, mac)
 
     def identify(self, peer: str, query: Query) -> Client:
-        if (query.client_subnet is None and query.mac is None) or not self.is_trusted(peer):
+        if (query.client_subnet is None and query.mac is None) or peer not in self._trusted:
             return Client(peer, None, self._groups.group_for(peer), False)
         address = peer
         subnet = query.client_subnet

@@ -13,19 +13,34 @@ import time
 from typing import Awaitable, Callable
 
 from filterdns.policy.engine import Decision, PolicyEngine
+from filterdns.resolver.access import NetworkSet, RateLimiter
 from filterdns.resolver.blocking import BlockResponder
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.forward import Forwarder
 from filterdns.resolver.identify import Client, ClientIdentifier
 from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamOverloaded, UpstreamUnavailable
-from filterdns.wire.answer import SERVER_UDP_PAYLOAD, EDE_NETWORK_ERROR, cname_rewrite, edns_options, error_response, finish_for_client
+from filterdns.wire.answer import (
+    EDE_NETWORK_ERROR,
+    SERVER_UDP_PAYLOAD,
+    cname_rewrite,
+    edns_options,
+    error_response,
+    finish_for_client,
+    minimal_any_response,
+    truncated_response,
+)
 from filterdns.wire.query import (
+    CLASS_IN,
     RCODE_BADVERS,
     RCODE_NOERROR,
+    RCODE_REFUSED,
     RCODE_SERVFAIL,
     TYPE_A,
     TYPE_AAAA,
+    TYPE_ANY,
+    TYPE_AXFR,
+    TYPE_IXFR,
     Query,
     QueryError,
     parse_query,
@@ -51,6 +66,9 @@ class QueryPipeline:
         forwarder: Forwarder,
         recorder: Recorder,
         *,
+        allowed_networks: NetworkSet,
+        rate_limiter: RateLimiter,
+        any_queries: str = "minimal",
         clock: Callable[[], float] = time.time,
     ):
         self.identifier = identifier
@@ -58,6 +76,10 @@ class QueryPipeline:
         self.blocker = blocker
         self.forwarder = forwarder
         self.recorder = recorder
+        self.allowed_networks = allowed_networks
+        self.rate_limiter = rate_limiter
+        self.any_queries = any_queries
+        self.refused_access = 0
         self._clock = clock
 
     def replace_policy(self, policy: PolicyEngine, blocker: BlockResponder, identifier: ClientIdentifier) -> None:
@@ -75,8 +97,24 @@ class QueryPipeline:
             if error.rcode is None:
                 return None
             return error_response(raw, error.rcode, error.question_end)
+        if peer not in self.allowed_networks:
+            self.refused_access += 1
+            return error_response(raw, RCODE_REFUSED, query.question_end, query)
+        if transport == "udp" and self.rate_limiter.enabled:
+            verdict = self.rate_limiter.check(peer, time.monotonic())
+            if verdict != "ok":
+                return truncated_response(query) if verdict == "slip" else None
         if query.edns_version:
             return error_response(raw, RCODE_BADVERS, query.question_end, query)
+        qtype = query.qtype
+        if qtype in (TYPE_AXFR, TYPE_IXFR) or query.qclass != CLASS_IN:
+            # Zone transfers are not ours to give, and CHAOS queries would ask the upstream
+            # to identify itself.
+            return error_response(raw, RCODE_REFUSED, query.question_end, query)
+        if qtype == TYPE_ANY:
+            if self.any_queries == "refuse":
+                return error_response(raw, RCODE_REFUSED, query.question_end, query)
+            return minimal_any_response(query)
 
         # UDP answers fit the client's EDNS buffer (512 without EDNS) and never exceed what we
         # advertise ourselves, to stay clear of IP fragmentation (DNS Flag Day 2020).

@@ -24,6 +24,7 @@ from filterdns.policy.categories import CategorySet, build_category_set
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
 from filterdns.policy.sources import ListDownloader
+from filterdns.resolver.access import NetworkSet, RateLimiter
 from filterdns.resolver.blocking import BlockResponder
 from filterdns.resolver.cache import AnswerCache
 from filterdns.resolver.forward import Forwarder
@@ -56,7 +57,9 @@ def build_policy(config: Config) -> Policy:
         categories=categories,
         engine=PolicyEngine(config, categories),
         blocker=BlockResponder(config),
-        identifier=ClientIdentifier(GroupResolver(config.groups, config.default_group), config.trusted_forwarders),
+        identifier=ClientIdentifier(
+            GroupResolver(config.groups, config.default_group), NetworkSet(config.trusted_forwarders)
+        ),
     )
 
 
@@ -72,7 +75,7 @@ class Service:
     def __init__(self, config: Config):
         self.config = config
         self.metrics = Metrics()
-        self.cache = AnswerCache(config.cache)
+        self.cache = AnswerCache(config.cache, stale_retention=config.cache.serve_stale_max_age)
         self.upstream = UpstreamPool(
             config.upstream, observer=self.metrics, max_pending=config.server.max_pending_upstream
         )
@@ -107,9 +110,21 @@ class Service:
         await self.upstream.start()
         await self.recorder.start()
         self.pipeline = QueryPipeline(
-            self.policy.identifier, self.policy.engine, self.policy.blocker, Forwarder(self.cache, self.upstream), self.recorder
+            self.policy.identifier,
+            self.policy.engine,
+            self.policy.blocker,
+            Forwarder(self.cache, self.upstream, config.cache),
+            self.recorder,
+            allowed_networks=NetworkSet(config.server.allow_networks),
+            rate_limiter=RateLimiter(config.server.rate_limit, NetworkSet(config.trusted_forwarders)),
+            any_queries=config.server.any_queries,
         )
-        self._tcp = TcpConnections(self.pipeline, config.server.tcp_idle_timeout, config.server.tcp_max_connections)
+        self._tcp = TcpConnections(
+            self.pipeline,
+            config.server.tcp_idle_timeout,
+            config.server.tcp_max_connections,
+            config.server.tcp_max_per_client,
+        )
         reuse_port = config.server.workers > 1
         for endpoint in config.server.listen:
             udp_sock, server = await self._bind_pair(endpoint, reuse_port)

@@ -23,12 +23,32 @@ MAX_IN_FLIGHT_PER_CONNECTION = 100
 class TcpConnections:
     """Shared state of every TCP listener: the connection cap and the live connections."""
 
-    def __init__(self, pipeline: QueryPipeline, idle_timeout: float, max_connections: int):
+    def __init__(self, pipeline: QueryPipeline, idle_timeout: float, max_connections: int, max_per_client: int):
         self.pipeline = pipeline
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.open: set[DnsTcpProtocol] = set()
+        self.per_client: dict[str, int] = {}
         self.rejected = 0
+
+    def admit(self, conn: "DnsTcpProtocol", peer: str) -> bool:
+        """Take a new connection unless the server or this client is at its cap."""
+        if len(self.open) >= self.max_connections or self.per_client.get(peer, 0) >= self.max_per_client:
+            self.rejected += 1
+            return False
+        self.open.add(conn)
+        self.per_client[peer] = self.per_client.get(peer, 0) + 1
+        return True
+
+    def release(self, conn: "DnsTcpProtocol", peer: str) -> None:
+        if conn in self.open:
+            self.open.discard(conn)
+            remaining = self.per_client.get(peer, 1) - 1
+            if remaining > 0:
+                self.per_client[peer] = remaining
+            else:
+                self.per_client.pop(peer, None)
 
     def protocol(self) -> "DnsTcpProtocol":
         return DnsTcpProtocol(self)
@@ -56,15 +76,13 @@ class DnsTcpProtocol(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self._peer = peer[0] if peer else ""
-        if len(self._connections.open) >= self._connections.max_connections:
-            self._connections.rejected += 1
+        if not self._connections.admit(self, self._peer):
             transport.close()
             return
-        self._connections.open.add(self)
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.open.discard(self)
+        self._connections.release(self, self._peer)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         for task in self.pending:

@@ -23,6 +23,7 @@ from filterdns.wire.query import (
     RCODE_NXDOMAIN,
     RCODE_REFUSED,
     RD,
+    TC,
     TYPE_A,
     TYPE_AAAA,
     TYPE_CNAME,
@@ -41,6 +42,7 @@ EDE_FILTERED = 17  # filtered at the client's request (the school's category pol
 EDE_NETWORK_ERROR = 23
 
 _POINTER_TO_QUESTION = b"\xc0\x0c"
+TYPE_HINFO = 13
 
 # Block responses carry an SOA so that forwarders may cache NXDOMAIN/NODATA for the block TTL
 # (RFC 2308) instead of asking again for every pupil's retry.
@@ -124,6 +126,22 @@ def block_response(
     else:
         message = response_header(raw, rcode, 1, nscount=1) + question + _soa_record(ttl)
     return finish_for_client(message, query, options)
+
+
+def minimal_any_response(query: Query, ttl: int = 3600) -> bytes:
+    """RFC 8482: answer ANY with one synthesised HINFO record ("RFC8482", "") instead of
+    everything we know, which is what makes ANY useful for amplification attacks."""
+    rdata = b"\x07RFC8482\x00"
+    record = _POINTER_TO_QUESTION + struct.pack("!HHIH", TYPE_HINFO, CLASS_IN, ttl, len(rdata)) + rdata
+    message = response_header(query.raw, RCODE_NOERROR, 1, ancount=1) + query.question + record
+    return finish_for_client(message, query)
+
+
+def truncated_response(query: Query) -> bytes:
+    """An empty answer with TC set: the client retries over TCP (rate limiting's "slip")."""
+    header = bytearray(response_header(query.raw, RCODE_NOERROR, 1))
+    header[2] |= TC >> 8
+    return finish_for_client(bytes(header) + query.question, query)
 
 
 def _block_address(qtype: int, mode: str, page_ipv4: str | None, page_ipv6: str | None) -> bytes | None:
