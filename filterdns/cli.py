@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="where lists, logs and the store live")
     serve.add_argument("--metrics", type=_endpoint, metavar="HOST:PORT", help="serve Prometheus metrics here")
     serve.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
+    serve.add_argument("--user", help="switch to this user after binding (when started as root)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
     check = commands.add_parser("check-config", help="validate a config file and its lists")
@@ -101,6 +102,8 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         server = dataclasses.replace(server, listen=tuple(args.listen))
     if args.no_uvloop:
         server = dataclasses.replace(server, uvloop=False)
+    if args.user:
+        server = dataclasses.replace(server, user=args.user)
     if args.upstream:
         upstream = dataclasses.replace(upstream, servers=tuple(UpstreamServerConfig(e) for e in args.upstream))
     changes: dict = {"server": server, "upstream": upstream}

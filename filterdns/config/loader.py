@@ -334,6 +334,7 @@ def _read_server(reader: _Reader) -> ServerConfig:
         "udp_receive_buffer": reader.get("udp_receive_buffer", _positive_int, 4 * 1024 * 1024),
         "uvloop": reader.get("uvloop", _boolean, True),
         "workers": reader.get("workers", _positive_int, 1),
+        "user": reader.get("user", _text, None),
     }
     reader.finish()
     return ServerConfig(listen=listen, **values)

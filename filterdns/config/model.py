@@ -71,6 +71,8 @@ class ServerConfig:
     udp_receive_buffer: int = 4 * 1024 * 1024
     uvloop: bool = True
     workers: int = 1
+    # After binding, switch to this unprivileged user (when started as root).
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from filterdns.resolver.identify import ClientIdentifier
 from filterdns.resolver.pipeline import QueryPipeline
 from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamPool
+from filterdns.server.privileges import PrivilegeError, drop_privileges
 from filterdns.server.tcp import TcpConnections
 from filterdns.server.udp import UdpListener, bind_udp
 
@@ -107,8 +108,6 @@ class Service:
         self.policy = await asyncio.to_thread(build_policy, config)
         self._log_policy(self.policy)
         self.metrics.set_list_sizes(_list_sizes(self.policy.categories))
-        await self.upstream.start()
-        await self.recorder.start()
         self.pipeline = QueryPipeline(
             self.policy.identifier,
             self.policy.engine,
@@ -132,12 +131,20 @@ class Service:
             listener.start()
             self._udp.append(listener)
             self._tcp_servers.append(server)
-            log.info("listening for DNS on %s (UDP and TCP)", Endpoint(endpoint.host, listener.address[1]))
+        if config.server.user:
+            drop_privileges(config.server.user, config.data_dir)
+        # Everything that writes files or opens outbound sockets starts after the switch.
+        await self.upstream.start()
+        await self.recorder.start()
         if config.metrics_listen is not None:
             self._metrics_runner = await self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
         if any(source.is_url for category in config.categories for source in category.sources):
             self._background.append(asyncio.create_task(self._refresh_lists_forever()))
+        # Announced last: whoever waits for these lines (an admin, a test) may use everything.
+        for listener in self._udp:
+            host, port = listener.address[:2]
+            log.info("listening for DNS on %s (UDP and TCP)", Endpoint(host, port))
 
     async def _bind_pair(self, endpoint: Endpoint, reuse_port: bool, attempts: int = 20):
         """Bind UDP and TCP on the same port. With port 0 the kernel picks the UDP port, which
@@ -265,6 +272,10 @@ async def run_service(config: Config) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
     try:
         await service.start()
+    except PrivilegeError as error:
+        log.error("cannot start: %s", error)
+        await service.stop()
+        return 1
     except OSError as error:
         log.error("cannot start: %s", _explain_bind_error(error))
         await service.stop()
