@@ -1,0 +1,62 @@
+"""The persistent store: query events, hourly counts, console users, policy revisions,
+audit log, overrides and review requests — in SQLite (embedded, the default) or in a
+PostgreSQL database shared by several resolver nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from filterdns.store.base import (
+    DAY,
+    HOUR,
+    ApiToken,
+    AuditEntry,
+    AuditFilter,
+    Conflict,
+    EventFilter,
+    EventPage,
+    Health,
+    Override,
+    ReviewRequest,
+    Revision,
+    Session,
+    Store,
+    StoreError,
+    StoreConfig,
+    User,
+)
+from filterdns.store.sink import StoreSink
+
+DEFAULT_SQLITE_FILE = "filterdns.db"
+
+
+def create_store(settings: StoreConfig, data_dir: Path) -> Store:
+    """The store the settings ask for, not yet connected: it connects on first use, so a
+    resolver can start (and buffer events) while its database is unavailable."""
+    if settings.backend == "postgres":
+        # Imported here so that asyncpg is only needed by those who use PostgreSQL.
+        from filterdns.store.postgres import PostgresStore
+
+        return PostgresStore(settings)
+    from filterdns.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings, Path(data_dir) / (settings.path or DEFAULT_SQLITE_FILE))
+
+
+async def open_store(settings: StoreConfig, data_dir: Path) -> Store:
+    """The store the settings ask for, connected and migrated; ``StoreError`` if the
+    database cannot be reached."""
+    store = create_store(settings, data_dir)
+    try:
+        await store.open()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+__all__ = [
+    "DAY", "HOUR", "ApiToken", "AuditEntry", "AuditFilter", "Conflict", "EventFilter",
+    "EventPage", "Health", "Override", "ReviewRequest", "Revision", "Session", "Store",
+    "StoreError", "StoreConfig", "StoreSink", "User", "create_store", "open_store",
+]

@@ -1,0 +1,124 @@
+-- The filterdns store schema for PostgreSQL (filterdns/store/postgres.py).
+--
+-- Each "-- version: N" line starts one migration. At open, the store takes an advisory
+-- lock (so two nodes starting together do not race), applies the migrations the database
+-- has not seen, in order, in one transaction, and notes them in schema_version.
+-- Released migrations are never edited: a change is a new section at the end, mirrored in
+-- schema_sqlite.sql under the same number.
+--
+-- Times are unix seconds (double precision) as in SQLite, so both backends share their
+-- SQL; hourly_counts.hour is the UTC hour start (bigint).
+
+-- version: 1
+CREATE TABLE query_events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time double precision NOT NULL,
+    node text NOT NULL,
+    client text NOT NULL,
+    mac text NOT NULL,
+    group_name text NOT NULL,
+    name text NOT NULL,
+    qtype integer NOT NULL,
+    verdict text NOT NULL,
+    reason text NOT NULL,
+    category text NOT NULL,
+    rcode integer NOT NULL,
+    latency_ms double precision NOT NULL,
+    answered_by text NOT NULL,
+    transport text NOT NULL
+);
+CREATE INDEX query_events_time ON query_events (time, id);
+CREATE INDEX query_events_group_time ON query_events (group_name, time, id);
+CREATE INDEX query_events_client_time ON query_events (client, time, id);
+CREATE INDEX query_events_blocked_time ON query_events (time) WHERE verdict = 'blocked';
+
+CREATE TABLE hourly_counts (
+    hour bigint NOT NULL,
+    group_name text NOT NULL,
+    verdict text NOT NULL,
+    category text NOT NULL,
+    node text NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (hour, group_name, verdict, category, node)
+);
+
+CREATE TABLE users (
+    name text PRIMARY KEY,
+    role text NOT NULL CHECK (role IN ('admin', 'teacher', 'viewer', 'parent')),
+    password_hash text NOT NULL,
+    groups jsonb NOT NULL DEFAULT '[]',
+    disabled boolean NOT NULL DEFAULT FALSE,
+    failed_logins integer NOT NULL DEFAULT 0,
+    locked_until double precision,
+    created double precision NOT NULL
+);
+
+CREATE TABLE sessions (
+    token_hash text PRIMARY KEY,
+    user_name text NOT NULL REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    csrf_token text NOT NULL,
+    created double precision NOT NULL,
+    expires double precision NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_name);
+CREATE INDEX sessions_expires ON sessions (expires);
+
+CREATE TABLE api_tokens (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    token_hash text NOT NULL UNIQUE,
+    user_name text NOT NULL REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    name text NOT NULL,
+    created double precision NOT NULL,
+    last_used double precision
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_name);
+
+-- Ids are assigned as max(id) + 1 under an advisory lock, so they grow in commit order
+-- (a sequence would not: a later id can commit first, and a poller would skip the other).
+CREATE TABLE policy_revisions (
+    id bigint PRIMARY KEY,
+    created double precision NOT NULL,
+    node text NOT NULL,
+    author text NOT NULL,
+    comment text NOT NULL,
+    yaml_text text NOT NULL
+);
+
+CREATE TABLE audit_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time double precision NOT NULL,
+    node text NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    detail jsonb NOT NULL
+);
+CREATE INDEX audit_log_time ON audit_log (time);
+
+CREATE TABLE overrides (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    group_name text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('allow', 'block')),
+    domain text NOT NULL,
+    category text NOT NULL,
+    created_by text NOT NULL,
+    created_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    revoked boolean NOT NULL DEFAULT FALSE,
+    CHECK ((domain = '') <> (category = ''))
+);
+CREATE INDEX overrides_active ON overrides (expires_at) WHERE NOT revoked;
+
+CREATE TABLE review_requests (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created double precision NOT NULL,
+    node text NOT NULL,
+    name text NOT NULL,
+    group_name text NOT NULL,
+    client text NOT NULL,
+    reason text NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'approved', 'declined')),
+    decided_by text,
+    decided_at double precision
+);
+CREATE INDEX review_requests_status ON review_requests (status, id);

@@ -1,0 +1,124 @@
+"""The PostgreSQL store: the shared contract against a real, throwaway PostgreSQL server
+(one per module, a fresh database per test), plus what only a server can do to it: go
+away and come back, or be down when a node starts. Skipped when PostgreSQL or asyncpg is
+not installed."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+asyncpg = pytest.importorskip("asyncpg")
+
+from filterdns.store import StoreError, StoreConfig, StoreSink, create_store, open_store  # noqa: E402
+from filterdns.store.postgres import describe_dsn, numbered  # noqa: E402
+from tests.support.postgres import PostgresServer, start_server  # noqa: E402
+
+pytest.register_assert_rewrite("tests.store_contract")
+from tests.store_contract import (  # noqa: E402
+    T0,
+    StoreContract,
+    StoreFactory,
+    all_events,
+    make_event,
+    names,
+    wait_until,
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    started = start_server()
+    if started is None:
+        pytest.skip("PostgreSQL server binaries are not installed (Debian package postgresql)")
+    yield started
+    started.destroy()
+
+
+@pytest.fixture
+async def dsn(server: PostgresServer) -> str:
+    """A new, empty database for one test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(server.dsn())
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return server.dsn(name)
+
+
+@pytest.fixture
+async def store_factory(dsn: str, tmp_path: Any) -> AsyncIterator[StoreFactory]:
+    stores: list[Any] = []
+
+    async def factory(node: str = "node-a", **settings: Any) -> Any:
+        store = await open_store(StoreConfig(backend="postgres", dsn=dsn, node=node, **settings), tmp_path)
+        stores.append(store)
+        return store
+
+    yield factory
+    for store in stores:
+        await store.close()
+
+
+@contextlib.contextmanager
+def server_down(server: PostgresServer) -> Iterator[None]:
+    server.stop()
+    try:
+        yield
+    finally:
+        server.start()
+
+
+@pytest.fixture
+def outage(server: PostgresServer) -> Any:
+    return lambda: server_down(server)
+
+
+class TestPostgresStore(StoreContract):
+    pass
+
+
+def test_placeholders_are_numbered() -> None:
+    assert numbered("SELECT ? WHERE a IN (?, ?) LIMIT ?") == "SELECT $1 WHERE a IN ($2, $3) LIMIT $4"
+
+
+def test_dsn_description_hides_credentials() -> None:
+    assert describe_dsn("postgresql://filterdns:s3cret@db.school.test:5433/dns") == (
+        "postgresql db.school.test:5433/dns")
+    assert "s3cret" not in describe_dsn("host=db password=s3cret")
+
+
+async def test_node_started_while_the_server_is_down_catches_up(
+    server: PostgresServer, dsn: str, tmp_path: Any
+) -> None:
+    settings = StoreConfig(backend="postgres", dsn=dsn, node="late", connect_timeout=2.0)
+    with server_down(server):
+        store = create_store(settings, tmp_path)
+        with pytest.raises(StoreError):
+            await store.open()
+        assert not (await store.health()).ok
+        sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
+        await sink.write_batch([make_event(T0, "while-down.test")])
+        assert sink.failing and sink.pending == 1
+    try:
+        await wait_until(lambda: sink.pending == 0)
+        assert names(await all_events(store)) == ["while-down.test"]
+        assert (await store.health()).ok
+    finally:
+        await sink.close()
+        await store.close()
+
+
+async def test_two_nodes_see_each_others_policy_revisions(store_factory: StoreFactory) -> None:
+    a = await store_factory("node-a")
+    b = await store_factory("node-b")
+    assert await b.latest_revision_id() == 0
+    revision = await a.add_revision("groups: {}\n", "alice")
+    assert await b.latest_revision_id() == revision
+    latest = await b.latest_revision()
+    assert latest is not None and latest.node == "node-a"
