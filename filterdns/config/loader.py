@@ -39,6 +39,7 @@ from filterdns.config.model import (
     ScheduleException,
     ServerConfig,
     SourceConfig,
+    StoreConfig,
     UpstreamConfig,
     UpstreamServerConfig,
 )
@@ -466,9 +467,11 @@ def _read_schedules(ctx: _Context, node: _Node | None, default_zone: str) -> dic
             dates = sub.get("dates", parse_date_range, None)
             windows = sub.get_list("windows", parse_window)
             sub.finish()
-            if dates is None:
+            if sub.node_of("dates") is None:
                 ctx.fail(item, sub.path, "an exception needs 'dates' (2026-12-19 or 2026-12-19..2027-01-04)")
                 continue
+            if dates is None:
+                continue  # already reported where the dates are
             exceptions.append(ScheduleException(label or dates[0], dates[0], dates[1], windows))
         reader.finish()
         schedules[name] = ScheduleConfig(name, zone, weekly, tuple(exceptions))
@@ -535,6 +538,36 @@ def _read_groups(
         )
         reader.finish()
     return groups
+
+
+def _read_store(ctx: _Context, reader: _Reader) -> StoreConfig:
+    """``store: {backend, path, dsn, node, retention: {raw_events, aggregates, audit}, buffer_limit}``."""
+    defaults = StoreConfig()
+    retention = reader.sub("retention")
+    values = {
+        "backend": reader.get("backend", _choice("sqlite", "postgres"), defaults.backend),
+        "path": reader.get("path", lambda v: Path(str(v)), None),
+        "dsn": reader.get("dsn", _text, ""),
+        "node": reader.get("node", _text, ""),
+        "buffer_limit": reader.get("buffer_limit", _positive_int, defaults.buffer_limit),
+        "raw_events_days": retention.get("raw_events", _whole_days, defaults.raw_events_days),
+        "aggregates_days": retention.get("aggregates", _whole_days, defaults.aggregates_days),
+        "audit_days": retention.get("audit", _whole_days, defaults.audit_days),
+    }
+    retention.finish()
+    reader.finish()
+    try:
+        return StoreConfig(**values)
+    except ValueError as error:
+        ctx.fail(reader.node, "store", str(error))
+        return defaults
+
+
+def _whole_days(value: Any) -> int:
+    days = parse_duration(value if isinstance(value, str) else f"{value}d") / 86400
+    if days < 1:
+        raise ValueError(f"'{value}' is shorter than a day")
+    return int(days)
 
 
 def _youtube_mode(value: Any) -> str:
@@ -610,6 +643,7 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
     default_group = top.get("default_group", _text, "default")
     if default_group not in {g.name for g in groups}:
         groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
+    store = _read_store(ctx, top.sub("store"))
     blocking = _read_dataclass(
         top.sub("blocking"),
         BlockingConfig,
@@ -633,6 +667,7 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
         allow_domains=top.get_list("allow", _domain),
         deny_domains=top.get_list("deny", _domain),
         blocking=blocking,
+        store=store,
         source=Path(file) if file != "<embedded default>" else None,
     )
     top.finish()
@@ -646,17 +681,37 @@ def _int_seconds(value: Any) -> int:
     return int(parse_duration(value))
 
 
+NEEDS_PAGE_ADDRESS = "block mode 'blockpage' needs the block page's address"
+
+
 def _check_consistency(ctx: _Context, top: _Reader, config: Config) -> None:
-    """Rules that involve several sections at once."""
-    uses_blockpage = config.blocking.mode == "blockpage" or any(g.block_mode == "blockpage" for g in config.groups)
-    if uses_blockpage and not (config.blocking.page_ipv4 or config.blocking.page_ipv6):
-        ctx.fail(top.node_of("blocking"), "blocking.page_ipv4", "block mode 'blockpage' needs the block page's address")
+    """Rules that involve several sections at once; each problem points at the line that
+    makes it one."""
+    if not (config.blocking.page_ipv4 or config.blocking.page_ipv6):
+        if config.blocking.mode == "blockpage":
+            ctx.fail(_node_at(top.node, "blocking", "mode"), "blocking.page_ipv4", NEEDS_PAGE_ADDRESS)
+        for group in config.groups:
+            if group.block_mode == "blockpage":
+                ctx.fail(_node_at(top.node, "groups", group.name, "block_mode"), "blocking.page_ipv4", NEEDS_PAGE_ADDRESS)
     seen: dict[str, str] = {}
     for group in config.groups:
         for mac in group.macs:
             if mac in seen and seen[mac] != group.name:
-                ctx.fail(None, f"groups.{group.name}.macs", f"{mac} is also in group '{seen[mac]}'")
+                ctx.fail(
+                    _node_at(top.node, "groups", group.name, "macs"),
+                    f"groups.{group.name}.macs",
+                    f"{mac} is also in group '{seen[mac]}'",
+                )
             seen[mac] = group.name
+
+
+def _node_at(node: _Node | None, *keys: str) -> _Node | None:
+    """The node at a path of mapping keys, or the deepest one that exists on the way."""
+    for key in keys:
+        if node is None or not isinstance(node.value, dict) or key not in node.value:
+            return node
+        node = node.value[key][1]
+    return node
 
 
 def load_config(path: str | Path) -> Config:
@@ -699,13 +754,16 @@ def system_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> tuple[Upst
     Falls back to Quad9 and Cloudflare when the file lists none."""
     servers = []
     try:
-        for line in resolv_conf.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == "nameserver":
-                address = parts[1].split("%")[0]
-                servers.append(UpstreamServerConfig(Endpoint(_ip(address), 53)))
-    except (OSError, ValueError):
-        pass
+        lines = resolv_conf.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                servers.append(UpstreamServerConfig(Endpoint(_ip(parts[1].split("%")[0]), 53)))
+            except ValueError:
+                continue  # one bad line must not hide the name servers after it
     return tuple(servers) or (
         UpstreamServerConfig(Endpoint("9.9.9.9", 53), name="quad9"),
         UpstreamServerConfig(Endpoint("1.1.1.1", 53), name="cloudflare"),

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 BlockMode = Literal["null_ip", "nxdomain", "refused", "blockpage"]
 YouTubeMode = Literal["strict", "moderate", "off"]
+StoreBackend = Literal["sqlite", "postgres"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -214,6 +215,43 @@ class BlockingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """How to reach the store and how long to keep what it holds.
+
+    ``path`` (SQLite) is relative to the data directory; by default ``filterdns.db`` in it.
+    ``node`` names this resolver in every row it writes; by default the host name.
+    The ``buffer_*``/``retry_*`` values tune ``StoreSink``'s behaviour while the store fails.
+    """
+
+    backend: StoreBackend = "sqlite"
+    path: Path | None = None
+    dsn: str = ""
+    node: str = ""
+    raw_events_days: int = 30
+    aggregates_days: int = 400
+    audit_days: int = 730
+    busy_timeout: float = 5.0  # SQLite: how long a write waits for another writer's lock
+    pool_size: int = 4  # PostgreSQL connections per node
+    connect_timeout: float = 5.0  # PostgreSQL: giving up on connecting
+    statement_timeout: float = 30.0  # PostgreSQL: giving up on one statement
+    insert_chunk: int = 5_000  # events per insert transaction
+    buffer_limit: int = 50_000  # events kept in memory while the store fails
+    retry_initial: float = 1.0
+    retry_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in get_args(StoreBackend):
+            raise ValueError(f"unknown store backend {self.backend!r}")
+        if self.backend == "postgres" and not self.dsn:
+            raise ValueError("the postgres store backend needs a dsn")
+        for name in ("raw_events_days", "aggregates_days", "audit_days", "pool_size",
+                     "insert_chunk", "buffer_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"store {name} must be at least 1")
+
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. ``source`` is the file it came from (None: embedded default)."""
 
@@ -234,4 +272,5 @@ class Config:
     allow_domains: tuple[str, ...] = ()
     deny_domains: tuple[str, ...] = ()
     blocking: BlockingConfig = BlockingConfig()
+    store: StoreConfig = StoreConfig()
     source: Path | None = None

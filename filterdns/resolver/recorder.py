@@ -114,9 +114,10 @@ class Recorder:
         self.sink_lost: dict[str, int] = dict.fromkeys(self._labels, 0)
 
     @classmethod
-    def from_config(cls, recorder: RecorderConfig, log_config: LogConfig) -> Recorder:
-        """The recorder the configuration asks for: a JSON-lines query log if one is set."""
-        sinks: list[EventSink] = []
+    def from_config(cls, recorder: RecorderConfig, log_config: LogConfig, sinks: Sequence[EventSink] = ()) -> Recorder:
+        """The recorder the configuration asks for: ``sinks`` (the store), plus a JSON-lines
+        query log if one is set."""
+        sinks = list(sinks)
         if log_config.query_log is not None:
             sinks.append(JsonLinesSink(log_config.query_log))
         return cls(recorder.queue_size, sinks)

@@ -34,11 +34,13 @@ from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamPool
 from filterdns.server.privileges import PrivilegeError, drop_privileges
 from filterdns.server.tcp import TcpConnections
+from filterdns.store import StoreSink, create_store
 from filterdns.server.udp import UdpListener, bind_udp
 
 log = logging.getLogger("filterdns.service")
 
 DRAIN_TIMEOUT = 5.0
+RETENTION_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,10 @@ class Service:
         self.upstream = UpstreamPool(
             config.upstream, observer=self.metrics, max_pending=config.server.max_pending_upstream
         )
-        self.recorder = Recorder.from_config(config.recorder, config.log)
+        # The store connects on first use: a database that is down at start delays nothing.
+        self.store = create_store(config.store, config.data_dir)
+        self.store_sink = StoreSink.for_store(self.store)
+        self.recorder = Recorder.from_config(config.recorder, config.log, [self.store_sink])
         self.metrics.watch_recorder(self.recorder)
         self.metrics.watch_cache(self.cache)
         self.downloader = ListDownloader(lists_cache_dir(config), config.lists.download_timeout)
@@ -141,6 +146,7 @@ class Service:
             log.info("metrics on http://%s/metrics", config.metrics_listen)
         if any(source.is_url for category in config.categories for source in category.sources):
             self._background.append(asyncio.create_task(self._refresh_lists_forever()))
+        self._background.append(asyncio.create_task(self._enforce_retention_forever()))
         # Announced last: whoever waits for these lines (an admin, a test) may use everything.
         for listener in self._udp:
             host, port = listener.address[:2]
@@ -211,6 +217,16 @@ class Service:
                 log.exception("list refresh failed; keeping the lists in use")
             await asyncio.sleep(self.config.lists.refresh_interval)
 
+    async def _enforce_retention_forever(self) -> None:
+        while True:
+            try:
+                deleted = await self.store.enforce_retention()
+                if any(deleted.values()):
+                    log.info("retention: deleted %s", ", ".join(f"{n} {kind}" for kind, n in deleted.items() if n))
+            except Exception as error:  # the store may be down; DNS goes on regardless
+                log.warning("retention could not run: %s", error)
+            await asyncio.sleep(RETENTION_INTERVAL)
+
     async def stop(self) -> None:
         """Stop taking queries, answer those in flight, flush the recorder, close everything."""
         for listener in self._udp:
@@ -232,6 +248,7 @@ class Service:
         except asyncio.TimeoutError:
             log.warning("the query log did not finish writing within %.0f s", DRAIN_TIMEOUT)
         await self.upstream.close()
+        await self.store.close()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
         self.stopped.set()
