@@ -153,16 +153,19 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     from filterdns.server.service import build_policy
 
-    configure_logging("warning")
-    policy = build_policy(config)
-    at = _parse_time(args.at, config.timezone) if args.at else datetime.now(timezone.utc)
-    if args.group:
-        group = args.group
-    else:
-        client = args.client or "0.0.0.0"
+    try:
+        at = _parse_time(args.at, config.timezone) if args.at else datetime.now(timezone.utc)
         mac = parse_mac(args.mac) if args.mac else None
-        ipaddress.ip_address(client)
-        group = policy.identifier.group_for(client, mac)
+        client = str(ipaddress.ip_address(args.client)) if args.client else "0.0.0.0"
+    except ValueError as error:
+        print(f"filterdns explain: {error}", file=sys.stderr)
+        return 2
+    if args.group and args.group not in {g.name for g in config.groups}:
+        print(f"filterdns explain: no group '{args.group}' (groups: {', '.join(g.name for g in config.groups)})", file=sys.stderr)
+        return 2
+    configure_logging("error")  # lists not downloaded yet are not this command's news
+    policy = build_policy(config)
+    group = args.group or policy.identifier.group_for(client, mac)
     explanation = policy.engine.explain(args.name, group, at)
     print(explanation.render())
     return 0
@@ -171,5 +174,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _parse_time(text: str, zone: str) -> datetime:
     from zoneinfo import ZoneInfo
 
-    when = datetime.fromisoformat(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--at '{text}' is not an ISO time such as 2026-11-24T09:30") from None
     return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(zone))

@@ -195,13 +195,17 @@ def parse_query(raw: bytes) -> Query:
     return query
 
 
+# Bytes that stand for themselves in a text name: printable ASCII except the backslash (the
+# escape character). Dots are checked separately: only separators may be dots.
+_PLAIN_NAME_BYTES = bytes(c for c in range(33, 127) if c != 92)
+
+
 def _text_name(labels: list[bytes]) -> str:
-    """Lower-case dotted name, no trailing dot. Bytes outside printable ASCII and dots inside a
-    label are escaped as ``\\DDD`` so they can never be mistaken for a label boundary."""
+    """Lower-case dotted name, no trailing dot. Other bytes, backslashes and dots inside a label
+    are escaped as ``\\DDD``, so two different wire names never share a text name."""
     joined = b".".join(labels).lower()
-    if joined.isascii() and all(b"." not in label for label in labels):
-        if all(32 < c < 127 for c in joined):
-            return joined.decode("ascii")
+    if not joined.translate(None, _PLAIN_NAME_BYTES) and joined.count(b".") == len(labels) - 1:
+        return joined.decode("ascii")
     return ".".join(
         "".join(chr(c) if 32 < c < 127 and c not in (46, 92) else f"\\{c:03d}" for c in label.lower())
         for label in labels
@@ -288,7 +292,7 @@ def parse_mac_text(value: bytes) -> str | None:
     """dnsmasq's option 65073 carries the MAC as text (``aa:bb:..``) or base64 of 6 bytes."""
     text = value.decode("ascii", "replace").strip()
     digits = text.replace(":", "").replace("-", "")
-    if len(digits) == 12:
+    if len(digits) == 12 and all(c in "0123456789abcdefABCDEF" for c in digits):
         try:
             return ":".join(f"{b:02x}" for b in bytes.fromhex(digits))
         except ValueError:
