@@ -1,0 +1,188 @@
+"""Building the category index from the configured categories and their list sources.
+
+Synchronous and slow for big lists (about a second per million names): callers run it in a
+thread (or a process: the result pickles) and swap the result in when it is complete. It never
+touches the network: URL sources are read from the copies :mod:`filterdns.policy.sources`
+keeps in the cache folder. A source that cannot be read becomes a status with an error, never an
+exception, so one broken list cannot stop the resolver from starting.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from filterdns.config.model import CategoryConfig, SourceConfig
+from filterdns.policy.domainindex import MAX_CATEGORIES, DomainIndex, DomainIndexBuilder
+from filterdns.policy.listformats import ParsedList, parse_lines, read_list_file
+from filterdns.policy.sources import cached_copy_path
+
+log = logging.getLogger("filterdns.lists")
+
+INLINE_LOCATION = "inline"
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    """How one source of one category loaded, for the console, metrics and ``check-config``."""
+
+    category: str
+    location: str
+    format: str
+    entries: int  # block entries parsed (duplicates included)
+    exceptions: int
+    bad_lines: int
+    bad_examples: list[tuple[int, str]]
+    last_refresh: float | None  # unix time of the copy used (file mtime; downloads touch it on a 304)
+    error: str | None
+    # Well-formed lines a DNS filter cannot apply: cosmetic/URL adblock rules, IP addresses.
+    unsupported_lines: int = 0
+
+
+@dataclass(slots=True)
+class CategorySet:
+    """The loaded categories: bit ``i`` of every mask is category ``names[i]``."""
+
+    names: tuple[str, ...]
+    index: DomainIndex
+    statuses: list[SourceStatus] = field(default_factory=list)
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+    def mask_of(self, names: Iterable[str]) -> int:
+        """The mask of the named categories; KeyError for a name that is not a category."""
+        mask = 0
+        for name in names:
+            try:
+                mask |= 1 << self.names.index(name)
+            except ValueError:
+                raise KeyError(name) from None
+        return mask
+
+    def names_in(self, mask: int) -> list[str]:
+        """The categories in ``mask``, in bit order."""
+        return [name for bit, name in enumerate(self.names) if mask >> bit & 1]
+
+
+def build_category_set(categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path) -> CategorySet:
+    """Load every source of every category and index them. Local paths are relative to
+    ``base_dir`` (the config file's folder); URL sources use their cached copy."""
+    if len(categories) > MAX_CATEGORIES:
+        raise ValueError(f"{len(categories)} categories configured; at most {MAX_CATEGORIES} are supported")
+    started = time.monotonic()
+    index, statuses = _index_sources(categories, cache_dir, base_dir)
+    release_free_memory()
+    failed = sum(status.error is not None for status in statuses)
+    log.info(
+        "lists loaded: %d distinct domains in %d categories from %d sources%s (%.2f s)",
+        len(index),
+        len(categories),
+        len(statuses),
+        f", {failed} unavailable" if failed else "",
+        time.monotonic() - started,
+    )
+    return CategorySet(
+        names=tuple(category.name for category in categories),
+        index=index,
+        statuses=statuses,
+        descriptions={category.name: category.description for category in categories},
+    )
+
+
+def _index_sources(
+    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path
+) -> tuple[DomainIndex, list[SourceStatus]]:
+    builder = DomainIndexBuilder()
+    statuses: list[SourceStatus] = []
+    for bit, category in enumerate(categories):
+        for source in category.sources:
+            status, parsed = _load_source(category.name, source, cache_dir, base_dir)
+            statuses.append(status)
+            _log_source(status)
+            if parsed is not None:
+                builder.add(parsed.domains, bit)
+                builder.add(parsed.exceptions, bit, exception=True)
+            del parsed  # before the next list is read: a million names take ~80 MB
+        if category.domains:
+            parsed = parse_lines(category.domains, "domains")
+            statuses.append(_status(category.name, INLINE_LOCATION, "domains", parsed, None))
+            _log_source(statuses[-1])
+            builder.add(parsed.domains, bit)
+    return builder.build(), statuses
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere a no-op).
+
+    A build frees about 100 MB of strings and dicts per million names, and glibc keeps freed
+    heap memory inside the process: measured on a million names, the resident size after a
+    build is +41 MB with this call and +71 MB without. :func:`build_category_set` calls it at
+    its end; call it again after dropping a replaced category set to hand back its ~40 MB."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _load_source(
+    category: str, source: SourceConfig, cache_dir: Path, base_dir: Path
+) -> tuple[SourceStatus, ParsedList | None]:
+    if source.is_url:
+        path = cached_copy_path(cache_dir, source.location)
+        if not path.exists():
+            return _failed(category, source, "not downloaded yet (no cached copy)"), None
+    else:
+        path = base_dir / source.location
+    try:
+        last_refresh = path.stat().st_mtime
+        parsed = read_list_file(path, source.format)
+    except (OSError, EOFError, zlib.error) as error:  # missing, unreadable, corrupt gzip
+        reason = getattr(error, "strerror", None) or error  # strerror: without the path again
+        return _failed(category, source, f"cannot read {path}: {reason}"), None
+    return _status(category, source.location, source.format, parsed, last_refresh), parsed
+
+
+def _status(category: str, location: str, fmt: str, parsed: ParsedList, last_refresh: float | None) -> SourceStatus:
+    return SourceStatus(
+        category=category,
+        location=location,
+        format=fmt,
+        entries=len(parsed.domains),
+        exceptions=len(parsed.exceptions),
+        bad_lines=parsed.bad_lines,
+        bad_examples=parsed.bad_examples,
+        last_refresh=last_refresh,
+        error=None,
+        unsupported_lines=parsed.unsupported_lines,
+    )
+
+
+def _failed(category: str, source: SourceConfig, error: str) -> SourceStatus:
+    return SourceStatus(category, source.location, source.format, 0, 0, 0, [], None, error)
+
+
+def _log_source(status: SourceStatus) -> None:
+    if status.error is not None:
+        log.warning("category %s: %s: %s", status.category, status.location, status.error)
+        return
+    details = [f"{status.entries} entries"]
+    if status.exceptions:
+        details.append(f"{status.exceptions} exceptions")
+    if status.unsupported_lines:
+        details.append(f"{status.unsupported_lines} unsupported lines skipped")
+    if status.bad_lines:
+        line, text = status.bad_examples[0]
+        details.append(f"{status.bad_lines} bad lines skipped (first: line {line}: {text!r})")
+    log.info("category %s: %s: %s", status.category, status.location, ", ".join(details))
