@@ -19,7 +19,7 @@ cached per (group, name) and the cache is dropped whenever an effective mask cha
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Protocol
@@ -30,7 +30,7 @@ from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
 
 Action = Literal["allow", "block", "rewrite"]
 Reason = Literal[
-    "allow-list", "deny-list", "category", "scheduled-category", "safe-search", "bypass-protection", "default"
+    "allow-list", "deny-list", "category", "scheduled-category", "safe-search", "bypass-protection", "override", "default"
 ]
 
 RCODE_NOERROR = 0
@@ -146,6 +146,24 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True)
+class OverrideRule:
+    """A teacher's time-boxed exception for one group: allow or block one domain (and its
+    subdomains) or one category until ``expires_at`` (unix time)."""
+
+    group: str
+    kind: Literal["allow", "block"]
+    domain: str
+    category: str
+    created_by: str
+    expires_at: float
+
+    @property
+    def label(self) -> str:
+        until = datetime.fromtimestamp(self.expires_at, timezone.utc).strftime("%H:%M UTC")
+        return f"override by {self.created_by} until {until}"
+
+
+@dataclass(frozen=True, slots=True)
 class _Rule:
     schedule: Schedule
     block: int
@@ -174,6 +192,9 @@ class _GroupState:
     blocked_by: dict[int, Window]  # category bit -> window of the rule that blocked it
     allowed: int  # bits an open allow rule removed from the blocked set
     allowed_by: dict[int, Window]
+    # Overrides in force: category bit -> override, and domain -> override.
+    overridden: dict[int, OverrideRule]
+    domain_overrides: dict[str, OverrideRule]
 
 
 def _now_utc() -> datetime:
@@ -189,8 +210,11 @@ def _bits(mask: int) -> list[int]:
     return bits
 
 
-def _state(policy: _GroupPolicy, active: Mapping[str, Window | None]) -> _GroupState:
-    """Apply the open rules in config order, so a later rule overrides an earlier one."""
+def _state(
+    policy: _GroupPolicy, active: Mapping[str, Window | None], overrides: Sequence[OverrideRule], bits: Mapping[str, int]
+) -> _GroupState:
+    """Apply the open rules in config order, so a later rule overrides an earlier one, then the
+    group's overrides in force, which win over the rules for as long as they last."""
     blocked = policy.always
     blocked_by: dict[int, Window] = {}
     allowed_by: dict[int, Window] = {}
@@ -209,7 +233,27 @@ def _state(policy: _GroupPolicy, active: Mapping[str, Window | None]) -> _GroupS
     allowed = 0
     for bit in allowed_by:
         allowed |= bit
-    return _GroupState(blocked, blocked_by, allowed, allowed_by)
+    overridden: dict[int, OverrideRule] = {}
+    domain_overrides: dict[str, OverrideRule] = {}
+    for override in overrides:
+        if override.group != policy.name:
+            continue
+        if override.domain:
+            domain_overrides[override.domain] = override
+            continue
+        bit = bits.get(override.category, 0)
+        if not bit:
+            continue
+        overridden[bit] = override
+        blocked_by.pop(bit, None)
+        allowed_by.pop(bit, None)
+        if override.kind == "allow":
+            blocked &= ~bit
+            allowed |= bit
+        else:
+            blocked |= bit
+            allowed &= ~bit
+    return _GroupState(blocked, blocked_by, allowed, allowed_by, overridden, domain_overrides)
 
 
 def _list_hits(lists: dict[str, tuple[int, ...]], name: str) -> list[tuple[int, str]]:
@@ -229,6 +273,19 @@ def _list_hits(lists: dict[str, tuple[int, ...]], name: str) -> list[tuple[int, 
         suffix = suffix[dot + 1 :]
     hits.sort(key=lambda hit: hit[0])
     return hits
+
+
+def _domain_override(overrides: Mapping[str, OverrideRule], name: str) -> OverrideRule | None:
+    """The override for ``name`` or its nearest parent domain."""
+    suffix = name
+    while True:
+        override = overrides.get(suffix)
+        if override is not None:
+            return override
+        dot = suffix.find(".")
+        if dot < 0:
+            return None
+        suffix = suffix[dot + 1 :]
 
 
 def _list_name(rank: int, group: str) -> str:
@@ -259,6 +316,7 @@ class PolicyEngine:
         self._timestamp: Callable[[], float] = time.time if clock is _now_utc else lambda: clock().timestamp()
         self._cache_size = decision_cache_size
         self._decisions: dict[tuple[str, str], Decision] = {}
+        self._overrides: tuple[OverrideRule, ...] = ()
         used = {rule.schedule for group in config.groups for rule in group.rules}
         self._schedules = {s.name: Schedule(s) for s in config.schedules if s.name in used}
         self.replace_categories(categories)
@@ -277,12 +335,22 @@ class PolicyEngine:
         groups.setdefault(self._config.default_group, GroupConfig(self._config.default_group))
         policies = {name: self._compile(group, bits) for name, group in groups.items()}
         # Plain assignments with no await between them: no query sees a half-swapped state.
+        self._bits = bits
         self._categories = categories
         self._priority = tuple((bits[name], name) for name in ordered)
         self._policies = policies
         self._states: dict[str, _GroupState] = {}
         self._valid_from = self._valid_until = _NEVER
         self._decisions.clear()
+
+    def set_overrides(self, overrides: Iterable[OverrideRule]) -> None:
+        """Replace the overrides; each stops applying by itself at its ``expires_at``."""
+        self._overrides = tuple(overrides)
+        self._valid_from = self._valid_until = _NEVER  # the next decision recomputes the states
+
+    @property
+    def overrides(self) -> tuple[OverrideRule, ...]:
+        return self._overrides
 
     def decide(self, group: str, name: str, qtype: int) -> Decision:
         """The decision for ``name`` (lower case, no trailing dot) asked by ``group``.
@@ -314,7 +382,7 @@ class PolicyEngine:
         when = self._clock() if at is None else at
         policy = self._policy(group)
         active = self._active_windows(when)
-        state = _state(policy, active)
+        state = _state(policy, active, self._in_force(when.timestamp()), self._bits)
         windows = dict.fromkeys(w for rule in policy.rules if (w := active[rule.schedule.name]) is not None)
         return Explanation(
             name=name,
@@ -387,18 +455,35 @@ class PolicyEngine:
     def _refresh(self, now: datetime) -> None:
         """Recompute every group's state for ``now`` and how long it holds."""
         active = self._active_windows(now)
-        states = {name: _state(policy, active) for name, policy in self._policies.items()}
+        overrides = self._in_force(now.timestamp())
+        states = {name: _state(policy, active, overrides, self._bits) for name, policy in self._policies.items()}
         if states != self._states:
             self._decisions.clear()
             self._states = states
         changes = [change for s in self._schedules.values() if (change := s.next_change(now)) is not None]
         self._valid_from = now.timestamp()
-        self._valid_until = min(changes, default=now + LOOKAHEAD).timestamp()
+        self._valid_until = min(
+            [min(changes, default=now + LOOKAHEAD).timestamp()] + [o.expires_at for o in overrides]
+        )
+
+    def _in_force(self, now: float) -> list[OverrideRule]:
+        return [o for o in self._overrides if o.expires_at > now]
 
     # -- the rules -----------------------------------------------------------------------
 
     def _evaluate(self, policy: _GroupPolicy, state: _GroupState, name: str) -> Decision:
         group = policy.name
+        if state.domain_overrides:
+            override = _domain_override(state.domain_overrides, name)
+            if override is not None:
+                return Decision(
+                    "allow" if override.kind == "allow" else "block",
+                    "override",
+                    group,
+                    policy.block_mode,
+                    detail=f"{override.domain} is {'allowed' if override.kind == 'allow' else 'blocked'} "
+                    f"for {group} by an {override.label}",
+                )
         hits = _list_hits(policy.lists, name)
         if hits and hits[0][0] <= _GLOBAL_ALLOW:
             rank, entry = hits[0]
@@ -437,6 +522,16 @@ class PolicyEngine:
         mask = self._categories.index.match(name)
         if mask & state.blocked:
             bit, category = self._first(mask & state.blocked)
+            override = state.overridden.get(bit)
+            if override is not None:
+                return Decision(
+                    "block",
+                    "override",
+                    group,
+                    policy.block_mode,
+                    category=category,
+                    detail=f"{category} is blocked for {group} by an {override.label}",
+                )
             window = state.blocked_by.get(bit)
             if window is None:
                 return Decision(
@@ -473,6 +568,16 @@ class PolicyEngine:
         # Listed but not blocked now: name the category, preferring one an open rule allows.
         bit, category = self._first(mask & state.allowed or mask)
         window = state.allowed_by.get(bit)
+        override = state.overridden.get(bit)
+        if override is not None:
+            return Decision(
+                "allow",
+                "override",
+                group,
+                policy.block_mode,
+                category=category,
+                detail=f"{category} is allowed for {group} by an {override.label}",
+            )
         if window is None:
             detail = f"{category} is not blocked for {group} now"
         else:
