@@ -8,6 +8,7 @@ are collected, not just the first, so an admin fixes a file in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import re
@@ -667,6 +668,7 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
         allow_domains=top.get_list("allow", _domain),
         deny_domains=top.get_list("deny", _domain),
         blocking=blocking,
+        protected_categories=top.get_list("protected_categories", _text) or Config().protected_categories,
         store=store,
         source=Path(file) if file != "<embedded default>" else None,
     )
@@ -714,6 +716,82 @@ def _node_at(node: _Node | None, *keys: str) -> _Node | None:
     return node
 
 
+# The keys of the policy document: what the console edits and what is kept as revisions in the
+# store. Everything else (listeners, upstreams, cache, store...) belongs to the node's file.
+POLICY_KEYS = (
+    "timezone",
+    "trusted_forwarders",
+    "catalogue",
+    "categories",
+    "schedules",
+    "groups",
+    "default_group",
+    "allow",
+    "deny",
+    "blocking",
+    "protected_categories",
+)
+
+
+def policy_document(path: str | Path) -> str:
+    """The policy sections of a config file as a YAML document (comments and anchors resolved),
+    in a stable form so that an unchanged file gives the same text every time."""
+    with open(path, encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    return dump_policy({key: data[key] for key in POLICY_KEYS if key in data})
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared values out in full: a policy document is read by people, not parsers."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_policy(document: dict) -> str:
+    return yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+# Config fields that come from the policy document (POLICY_KEYS, as the loader names them).
+POLICY_FIELDS = (
+    "timezone",
+    "trusted_forwarders",
+    "categories",
+    "schedules",
+    "groups",
+    "default_group",
+    "allow_domains",
+    "deny_domains",
+    "blocking",
+    "protected_categories",
+)
+
+# The policy of the embedded default: one group for everyone, bypass protection on.
+EMBEDDED_POLICY = dump_policy({"groups": {"default": {"description": "Every client"}}, "default_group": "default"})
+
+
+def config_with_policy(base: Config, document: str, label: str = "policy") -> Config:
+    """``base`` (a node's file or the embedded default) with its policy replaced by
+    ``document`` (a revision from the store or the console). Relative paths in the document
+    are relative to the config file's folder. Problems are reported as ``label:LINE: key: ...``."""
+    try:
+        node = yaml.compose(document, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise ConfigError([f"{label}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {error.problem}"]) from None
+    root = _to_nodes(node) if node is not None else _Node({}, 1)
+    if not isinstance(root.value, dict):
+        raise ConfigError([f"{label}:{root.line}: the policy must be a mapping of sections"])
+    unknown = [(key, key_node) for key, (key_node, _) in root.value.items() if key not in POLICY_KEYS]
+    if unknown:
+        raise ConfigError(
+            [f"{label}:{node.line}: {key}: not a policy section ({', '.join(POLICY_KEYS)})" for key, node in unknown]
+        )
+    base_dir = base.source.resolve().parent if base.source is not None else Path.cwd()
+    policy = build_config(root, label, base_dir)
+    return dataclasses.replace(base, **{name: getattr(policy, name) for name in POLICY_FIELDS})
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file. Raises ``ConfigError`` (with every problem) or OSError."""
     path = Path(path)
@@ -731,12 +809,8 @@ def default_config(upstreams: Iterable[Endpoint] = ()) -> Config:
     resolvers (or to ``upstreams``), no lists, bypass protection on. Needs no root."""
     servers = tuple(UpstreamServerConfig(e) for e in upstreams) or system_resolvers()
     listen = (Endpoint("127.0.0.1", 5353),) + ((Endpoint("::1", 5353),) if _has_ipv6_loopback() else ())
-    return Config(
-        server=ServerConfig(listen=listen),
-        upstream=UpstreamConfig(servers=servers),
-        groups=(GroupConfig(name="default", description="Every client"),),
-        source=None,
-    )
+    base = Config(server=ServerConfig(listen=listen), upstream=UpstreamConfig(servers=servers), source=None)
+    return config_with_policy(base, EMBEDDED_POLICY, "embedded default")
 
 
 def _has_ipv6_loopback() -> bool:

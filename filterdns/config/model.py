@@ -272,5 +272,7 @@ class Config:
     allow_domains: tuple[str, ...] = ()
     deny_domains: tuple[str, ...] = ()
     blocking: BlockingConfig = BlockingConfig()
+    # Categories a teacher's override can never allow (an admin's policy change still can).
+    protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
     store: StoreConfig = StoreConfig()
     source: Path | None = None

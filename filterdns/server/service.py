@@ -20,7 +20,7 @@ from pathlib import Path
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config, Endpoint
 from filterdns.metrics import Metrics
-from filterdns.policy.categories import CategorySet, build_category_set
+from filterdns.policy.categories import CategorySet, build_category_set, release_free_memory
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
 from filterdns.policy.sources import ListDownloader
@@ -32,10 +32,12 @@ from filterdns.resolver.identify import ClientIdentifier
 from filterdns.resolver.pipeline import QueryPipeline
 from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamPool
+from filterdns.server.control import Control
+from filterdns.server.policy_sync import PolicySync, PolicyVersion, override_rules
 from filterdns.server.privileges import PrivilegeError, drop_privileges
 from filterdns.server.tcp import TcpConnections
-from filterdns.store import StoreSink, create_store
 from filterdns.server.udp import UdpListener, bind_udp
+from filterdns.store import Override, StoreSink, create_store
 
 log = logging.getLogger("filterdns.service")
 
@@ -53,9 +55,11 @@ class Policy:
     identifier: ClientIdentifier
 
 
-def build_policy(config: Config) -> Policy:
-    """Load the lists and compile groups and schedules. Slow for big lists: run in a thread."""
-    categories = build_category_set(config.categories, lists_cache_dir(config), _base_dir(config))
+def build_policy(config: Config, categories: CategorySet | None = None) -> Policy:
+    """Load the lists (unless ``categories`` are given: a policy edit that leaves them alone
+    reuses the index) and compile groups and schedules. Slow for big lists: run in a thread."""
+    if categories is None:
+        categories = build_category_set(config.categories, lists_cache_dir(config), _base_dir(config))
     return Policy(
         categories=categories,
         engine=PolicyEngine(config, categories),
@@ -91,6 +95,9 @@ class Service:
         self.downloader = ListDownloader(lists_cache_dir(config), config.lists.download_timeout)
         self.pipeline: QueryPipeline | None = None
         self.policy: Policy | None = None
+        self.sync = PolicySync(self.store, config, self._activate, self._apply_overrides)
+        self.overrides: list[Override] = []
+        self.control = Control(self)
         self._udp: list[UdpListener] = []
         self._tcp = None
         self._tcp_servers: list[asyncio.base_events.Server] = []
@@ -110,6 +117,8 @@ class Service:
     async def start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        version = await self.sync.initial()
+        self.config = config = version.config
         self.policy = await asyncio.to_thread(build_policy, config)
         self._log_policy(self.policy)
         self.metrics.set_list_sizes(_list_sizes(self.policy.categories))
@@ -147,6 +156,7 @@ class Service:
         if any(source.is_url for category in config.categories for source in category.sources):
             self._background.append(asyncio.create_task(self._refresh_lists_forever()))
         self._background.append(asyncio.create_task(self._enforce_retention_forever()))
+        self._background.append(asyncio.create_task(self.sync.run()))
         # Announced last: whoever waits for these lines (an admin, a test) may use everything.
         for listener in self._udp:
             host, port = listener.address[:2]
@@ -174,26 +184,66 @@ class Service:
                 if endpoint.port != 0 or error.errno != errno.EADDRINUSE or tries >= attempts:
                     raise
 
+    # -- policy --------------------------------------------------------------------------
+
+    @property
+    def revision_id(self) -> int:
+        return self.sync.current.revision_id if self.sync.current else 0
+
+    @property
+    def policy_text(self) -> str:
+        return self.sync.current.text if self.sync.current else ""
+
+    def require_policy(self) -> Policy:
+        if self.policy is None:
+            raise RuntimeError("the service has not started")
+        return self.policy
+
+    def list_sizes(self) -> dict[str, int]:
+        return _list_sizes(self.require_policy().categories)
+
+    async def apply_policy_text(self, text: str, *, author: str, comment: str) -> int:
+        """A policy edit from the console: validated, stored, applied here at once."""
+        return await self.sync.propose(text, author=author, comment=comment)
+
+    async def sync_overrides(self) -> None:
+        await self.sync.sync_overrides()
+
     async def reload(self, path: Path | None = None) -> bool:
-        """Re-read the config file and swap in the new policy. Returns False (and keeps serving
-        with the old policy) when the new file is invalid."""
+        """SIGHUP: re-read the config file; its policy becomes a new revision if it changed.
+        Returns False (and keeps serving as before) when the new file is invalid."""
+        path = path or self.config.source
+        if path is None:
+            log.info("reload asked, but running on the embedded default: nothing to reload")
+            return False
+        try:
+            new_base = await asyncio.to_thread(load_config, path)
+        except (ConfigError, OSError) as error:
+            log.error("reload failed, keeping the running configuration:\n%s", error)
+            return False
+        self._warn_restart_needed(new_base)
+        try:
+            await self.sync.reload_base(new_base)
+        except Exception as error:  # the store is down: apply the file's policy locally
+            log.warning("the store is not available (%s); applying the file's policy on this node only", error)
+            await self._activate(PolicyVersion(new_base, self.sync.file_text(), self.revision_id))
+        self.recorder.reopen_sinks()
+        log.info("configuration reloaded from %s", path)
+        return True
+
+    async def _activate(self, version: PolicyVersion) -> None:
+        """Build the policy for ``version`` off the event loop, then swap it in."""
         async with self._reload_lock:
-            path = path or self.config.source
-            if path is None:
-                log.info("reload asked, but running on the embedded default: nothing to reload")
-                return False
-            try:
-                new_config = await asyncio.to_thread(load_config, path)
-            except (ConfigError, OSError) as error:
-                log.error("reload failed, keeping the running configuration:\n%s", error)
-                return False
-            self._warn_restart_needed(new_config)
-            policy = await asyncio.to_thread(build_policy, new_config)
+            same_lists = self.policy is not None and version.config.categories == self.config.categories
+            categories = self.policy.categories if same_lists and self.policy else None
+            policy = await asyncio.to_thread(build_policy, version.config, categories)
+            self.config = version.config
             self._swap(policy)
-            self.config = new_config
-            self.recorder.reopen_sinks()
-            log.info("configuration reloaded from %s", path)
-            return True
+
+    def _apply_overrides(self, overrides: list[Override]) -> None:
+        self.overrides = overrides
+        if self.policy is not None:
+            self.policy.engine.set_overrides(override_rules(overrides))
 
     async def rebuild_lists(self) -> None:
         """Rebuild the category index from the lists on disk (after a download)."""
@@ -202,11 +252,13 @@ class Service:
             self._swap(policy)
 
     def _swap(self, policy: Policy) -> None:
-        assert self.pipeline is not None
-        self.pipeline.replace_policy(policy.engine, policy.blocker, policy.identifier)
+        policy.engine.set_overrides(override_rules(self.overrides))
+        if self.pipeline is not None:
+            self.pipeline.replace_policy(policy.engine, policy.blocker, policy.identifier)
         self.policy = policy
         self.metrics.set_list_sizes(_list_sizes(policy.categories))
         self._log_policy(policy)
+        release_free_memory()
 
     async def _refresh_lists_forever(self) -> None:
         while True:

@@ -1,0 +1,222 @@
+"""What the web console may do to the running resolver, in one place.
+
+The console never reaches into the pipeline, the engine or the database on its own: it calls
+these methods, which validate, write the store (so that every resolver node sharing it
+follows), write the audit log, and apply the change locally at once. Keeping that sequence
+here means there is exactly one way to change policy, whoever asks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import yaml
+
+from filterdns.config.loader import ConfigError, dump_policy, parse_mac
+from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig
+from filterdns.metrics import Metrics
+from filterdns.policy.categories import SourceStatus
+from filterdns.policy.engine import Explanation
+from filterdns.resolver.upstream import UpstreamHealth
+from filterdns.store import Override, ReviewRequest, Store
+
+if TYPE_CHECKING:
+    from filterdns.server.service import Service
+
+MAX_OVERRIDE_MINUTES = 24 * 60
+
+
+class Control:
+    def __init__(self, service: "Service"):
+        self._service = service
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self._service.store
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._service.metrics
+
+    @property
+    def config(self) -> Config:
+        return self._service.config
+
+    def groups(self) -> tuple[GroupConfig, ...]:
+        return self.config.groups
+
+    def categories(self) -> tuple[CategoryConfig, ...]:
+        return self.config.categories
+
+    def schedules(self) -> tuple[ScheduleConfig, ...]:
+        return self.config.schedules
+
+    def category_statuses(self) -> list[SourceStatus]:
+        return list(self._service.require_policy().categories.statuses)
+
+    def list_sizes(self) -> dict[str, int]:
+        return self._service.list_sizes()
+
+    def upstream_health(self) -> list[UpstreamHealth]:
+        return self._service.upstream.health()
+
+    def store_health(self) -> dict:
+        sink = self._service.store_sink
+        return {
+            "ok": not sink.failing,
+            "detail": sink.last_error or "",
+            "buffered": sink.pending,
+            "dropped": sink.dropped,
+        }
+
+    def explain(
+        self,
+        name: str,
+        *,
+        group: str | None = None,
+        client: str | None = None,
+        mac: str | None = None,
+        at: datetime | None = None,
+    ) -> Explanation:
+        """Why ``name`` gets its verdict for a group (or the group of a client address/MAC)."""
+        policy = self._service.require_policy()
+        if group is not None:
+            if group not in policy.engine.group_names:
+                raise ValueError(f"no group '{group}'")
+        else:
+            address = str(ipaddress.ip_address(client)) if client else "0.0.0.0"
+            group = policy.identifier.group_for(address, parse_mac(mac) if mac else None)
+        return policy.engine.explain(name, group, at)
+
+    def policy_document(self) -> tuple[int, str]:
+        return self._service.revision_id, self._service.policy_text
+
+    def policy_data(self) -> dict:
+        return yaml.safe_load(self._service.policy_text) or {}
+
+    def active_overrides(self) -> list[Override]:
+        now = time.time()
+        return [o for o in self._service.overrides if o.expires_at > now and not o.revoked]
+
+    # -- changing --------------------------------------------------------------------------
+
+    async def apply_policy(self, document: str | dict, *, author: str, comment: str = "") -> int:
+        """Validate, store as a new revision, audit, apply here at once; returns the revision id.
+        Raises ``ConfigError`` (with ``problems``) and changes nothing when it is invalid."""
+        text = document if isinstance(document, str) else dump_policy(document)
+        previous_id, previous_text = self.policy_document()
+        revision_id = await self._service.apply_policy_text(text, author=author, comment=comment)
+        await self.store.audit(
+            author,
+            "policy.change",
+            f"revision {revision_id}",
+            {"comment": comment, "previous": previous_id, "changed": previous_text != text},
+        )
+        return revision_id
+
+    async def rollback(self, revision_id: int, *, author: str) -> int:
+        revision = await self.store.get_revision(revision_id)
+        if revision is None:
+            raise ValueError(f"no revision {revision_id}")
+        new_id = await self._service.apply_policy_text(
+            revision.yaml_text, author=author, comment=f"rollback to revision {revision_id}"
+        )
+        await self.store.audit(author, "policy.rollback", f"revision {new_id}", {"to": revision_id})
+        return new_id
+
+    async def add_override(
+        self,
+        group: str,
+        kind: Literal["allow", "block"],
+        *,
+        domain: str = "",
+        category: str = "",
+        minutes: int,
+        author: str,
+    ) -> Override:
+        """A teacher's time-boxed exception, e.g. YouTube for 7B for this lesson."""
+        config = self.config
+        if group not in {g.name for g in config.groups}:
+            raise ValueError(f"no group '{group}'")
+        if kind not in ("allow", "block"):
+            raise ValueError("an override either allows or blocks")
+        if bool(domain) == bool(category):
+            raise ValueError("an override names one domain or one category")
+        if not 1 <= minutes <= MAX_OVERRIDE_MINUTES:
+            raise ValueError(f"an override lasts 1 to {MAX_OVERRIDE_MINUTES} minutes")
+        protected = set(config.protected_categories)
+        if category:
+            if category not in {c.name for c in config.categories}:
+                raise ValueError(f"no category '{category}'")
+            if kind == "allow" and category in protected:
+                raise ValueError(f"{category} is protected: only an administrator's policy change can allow it")
+        else:
+            domain = _normal_domain(domain)
+            if kind == "allow":
+                listed = {c for _, names in self.explain(domain, group=group).listings for c in names}
+                if listed & protected:
+                    raise ValueError(f"{domain} is listed as {', '.join(sorted(listed & protected))}, which is protected")
+        now = time.time()
+        override = await self.store.add_override(
+            group, kind, domain=domain, category=category, created_by=author, expires_at=now + minutes * 60, now=now
+        )
+        await self.store.audit(
+            author,
+            "override.add",
+            group,
+            {"kind": kind, "domain": domain, "category": category, "minutes": minutes, "id": override.id},
+        )
+        await self._service.sync_overrides()
+        return override
+
+    async def revoke_override(self, override_id: int, *, author: str) -> bool:
+        revoked = await self.store.revoke_override(override_id)
+        if revoked:
+            await self.store.audit(author, "override.revoke", str(override_id))
+            await self._service.sync_overrides()
+        return revoked
+
+    async def request_review(self, name: str, client: str, reason: str) -> ReviewRequest:
+        """From the block page: a pupil asks for a blocked site to be looked at again."""
+        name = _normal_domain(name)
+        group = self._service.require_policy().identifier.group_for(str(ipaddress.ip_address(client)))
+        request = await self.store.add_review_request(name, group, client, reason[:500])
+        await self.store.audit(client, "review.request", name, {"group": group, "id": request.id})
+        return request
+
+    async def decide_review(
+        self, request_id: int, decision: Literal["approved", "declined"], *, author: str
+    ) -> ReviewRequest:
+        request = await self.store.decide_review_request(request_id, decision, author)
+        if request is None:
+            raise ValueError(f"no pending review request {request_id}")
+        if decision == "approved":
+            document = self.policy_data()
+            group = document.setdefault("groups", {}).setdefault(request.group, {})
+            allow = group.setdefault("allow", [])
+            if request.name not in allow:
+                allow.append(request.name)
+                await self.apply_policy(
+                    document, author=author, comment=f"review request {request_id}: allow {request.name} for {request.group}"
+                )
+        await self.store.audit(author, f"review.{decision}", request.name, {"group": request.group, "id": request_id})
+        return request
+
+
+def _normal_domain(text: str) -> str:
+    name = text.strip().lower().rstrip(".")
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"'{text}' is not a domain name") from None
+    if not name or len(name) > 253 or any(not label or len(label) > 63 for label in name.split(".")):
+        raise ValueError(f"'{text}' is not a domain name")
+    return name
+
+
+__all__ = ["Control", "ConfigError"]
