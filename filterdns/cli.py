@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from filterdns import __version__
-from filterdns.config.loader import ConfigError, default_config, load_config, parse_endpoint, parse_mac
+from filterdns.config.loader import ConfigError, default_config, load_config, parse_endpoint, parse_mac, policy_document
 from filterdns.config.model import Config, UpstreamServerConfig
 from filterdns.logsetup import configure_logging
 
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--mac", help="client MAC address (picks the group)")
     explain.add_argument("--group", help="group name (instead of --client/--mac)")
     explain.add_argument("--at", help="ISO time, e.g. 2026-11-23T10:00 (default: now, in the config's time zone)")
+    policy = commands.add_parser("policy", help="the policy kept as revisions in the store")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    export = policy_commands.add_parser("export", help="write the policy in force (newest revision) as YAML")
+    export.add_argument("-c", "--config", type=Path, default=Path("config.yaml"))
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--revision", type=int, help="a given revision instead of the newest")
     return parser
 
 
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "check-config":
         return _check_config(args.config)
+    if args.command == "policy":
+        return asyncio.run(_export_policy(args))
     return _explain(args)
 
 
@@ -179,3 +187,37 @@ def _parse_time(text: str, zone: str) -> datetime:
     except ValueError:
         raise ValueError(f"--at '{text}' is not an ISO time such as 2026-11-24T09:30") from None
     return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(zone))
+
+
+async def _export_policy(args: argparse.Namespace) -> int:
+    """The newest policy revision from the store (the file's own policy if there is none yet)."""
+    from filterdns.store import StoreError, open_store
+
+    try:
+        config = load_config(args.config)
+    except (ConfigError, OSError) as error:
+        print(f"filterdns: {error}", file=sys.stderr)
+        return 2
+    try:
+        store = await open_store(config.store, config.data_dir)
+    except StoreError as error:
+        print(f"filterdns: cannot open the store: {error}", file=sys.stderr)
+        return 1
+    try:
+        revision = await (store.get_revision(args.revision) if args.revision else store.latest_revision())
+    finally:
+        await store.close()
+    if revision is None:
+        if args.revision:
+            print(f"filterdns: no revision {args.revision}", file=sys.stderr)
+            return 1
+        text, header = policy_document(args.config), f"# policy from {args.config} (no revision stored yet)\n"
+    else:
+        when = datetime.fromtimestamp(revision.created, timezone.utc).isoformat(timespec="seconds")
+        text = revision.yaml_text
+        header = f"# policy revision {revision.id}, {when}, by {revision.author}: {revision.comment}\n"
+    if args.output:
+        args.output.write_text(header + text)
+    else:
+        sys.stdout.write(header + text)
+    return 0

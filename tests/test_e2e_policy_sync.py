@@ -119,3 +119,25 @@ def test_dns_keeps_answering_when_the_store_is_unreachable(tmp_path):
         with FilterDnsProcess(config, tmp_path) as node:
             assert a_records(node, "still.example") == [address_for("still.example")]
             assert any("starting with the policy in the config file" in line for line in node.log_lines)
+
+
+def test_policy_export_writes_the_revision_in_force(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "store.db"
+    with FakeUpstream() as upstream:
+        config = node_config(upstream.port, db)
+        with FilterDnsProcess(config, tmp_path):
+            document = yaml.safe_load(store_call(db, "latest_revision").yaml_text)
+            document["deny"] = ["exported.example"]
+            revision = store_call(db, "add_revision", yaml.safe_dump(document), "admin", "for export")
+    out = tmp_path / "policy.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "filterdns", "policy", "export", "-c", str(tmp_path / "config.yaml"), "-o", str(out)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert text.startswith(f"# policy revision {revision},") and "by admin: for export" in text.splitlines()[0]
+    assert yaml.safe_load(text)["deny"] == ["exported.example"]
