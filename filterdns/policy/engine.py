@@ -316,6 +316,9 @@ class PolicyEngine:
         self._timestamp: Callable[[], float] = time.time if clock is _now_utc else lambda: clock().timestamp()
         self._cache_size = decision_cache_size
         self._decisions: dict[tuple[str, str], Decision] = {}
+        # Counts every change that may alter a decision, so callers that remember answers
+        # (the pipeline's answer memo) know when to forget them.
+        self.generation = 0
         self._overrides: tuple[OverrideRule, ...] = ()
         used = {rule.schedule for group in config.groups for rule in group.rules}
         self._schedules = {s.name: Schedule(s) for s in config.schedules if s.name in used}
@@ -342,11 +345,13 @@ class PolicyEngine:
         self._states: dict[str, _GroupState] = {}
         self._valid_from = self._valid_until = _NEVER
         self._decisions.clear()
+        self.generation += 1
 
     def set_overrides(self, overrides: Iterable[OverrideRule]) -> None:
         """Replace the overrides; each stops applying by itself at its ``expires_at``."""
         self._overrides = tuple(overrides)
         self._valid_from = self._valid_until = _NEVER  # the next decision recomputes the states
+        self.generation += 1
 
     @property
     def overrides(self) -> tuple[OverrideRule, ...]:
@@ -460,6 +465,7 @@ class PolicyEngine:
         if states != self._states:
             self._decisions.clear()
             self._states = states
+            self.generation += 1
         changes = [change for s in self._schedules.values() if (change := s.next_change(now)) is not None]
         self._valid_from = now.timestamp()
         self._valid_until = min(

@@ -73,7 +73,7 @@ def edns_options(ede_code: int | None = None, ede_text: str = "", client_subnet:
 
 def client_subnet_option(subnet: ClientSubnet) -> bytes:
     prefix = subnet.source_prefix
-    packed = ipaddress.ip_address(subnet.address).packed[: (prefix + 7) // 8]
+    packed = subnet.packed
     return struct.pack("!HHHBB", OPTION_ECS, 4 + len(packed), subnet.family, prefix, prefix) + packed
 
 

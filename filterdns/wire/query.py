@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
+import socket
 
 # Header flag bits (in the 16-bit flags word).
 QR = 0x8000
@@ -69,12 +69,13 @@ class QueryError(Exception):
 class ClientSubnet:
     """An EDNS Client Subnet option (RFC 7871) as the forwarder sent it."""
 
-    __slots__ = ("family", "source_prefix", "address")
+    __slots__ = ("family", "source_prefix", "address", "packed")
 
-    def __init__(self, family: int, source_prefix: int, address: str):
+    def __init__(self, family: int, source_prefix: int, address: str, packed: bytes):
         self.family = family
         self.source_prefix = source_prefix
         self.address = address
+        self.packed = packed  # the address bytes as sent: ceil(prefix / 8) of them
 
     def is_single_host(self) -> bool:
         """A /32 or /128 names one client; a shorter prefix names a network, not a pupil."""
@@ -284,8 +285,8 @@ def _parse_client_subnet(value: bytes, question_end: int) -> ClientSubnet:
         # RFC 7871 7.1.1: malformed ECS is FORMERR.
         raise QueryError("malformed Client Subnet option", RCODE_FORMERR, question_end)
     padded = address + bytes(width - len(address))
-    text = str(ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded))
-    return ClientSubnet(family, source_prefix, text)
+    text = socket.inet_ntop(socket.AF_INET if family == 1 else socket.AF_INET6, padded)
+    return ClientSubnet(family, source_prefix, text, address)
 
 
 def parse_mac_text(value: bytes) -> str | None:
