@@ -299,3 +299,21 @@ def test_patch_ttls_writes_each_offset() -> None:
     assert [rr.ttl for rr in DNSRecord.parse(patched).rr] == [1, 2]
     assert [read_ttl(patched, offset) for offset in layout.ttl_offsets] == [1, 2, 3, 4]
     assert len(patched) == len(message)
+
+
+def test_without_opt_gives_the_layout_of_the_stripped_message():
+    """The layout handed to the cache after stripping OPT must be what a fresh parse finds,
+    even when records follow the OPT record."""
+    from dnslib import EDNS0, RR, A, DNSRecord
+
+    from filterdns.wire.records import without_opt
+
+    record = DNSRecord.question("opt.example")
+    reply = record.reply()
+    reply.add_answer(RR("opt.example", rdata=A("127.0.0.1"), ttl=300))
+    reply.add_ar(EDNS0(udp_len=1232))
+    reply.add_ar(RR("extra.example", rdata=A("127.0.0.2"), ttl=60))
+    message = reply.pack()
+    stripped, layout = without_opt(message, parse_layout(message))
+    assert layout == parse_layout(stripped)
+    assert layout.opt_start is None and len(layout.ttl_offsets) == 2

@@ -118,15 +118,16 @@ class AnswerCache:
         """Drop every entry (e.g. after the upstream configuration changed)."""
         self._entries.clear()
 
-    def put(self, key: bytes, response: bytes) -> None:
+    def put(self, key: bytes, response: bytes, layout: ResponseLayout | None = None) -> None:
         """Store ``response`` under ``key`` if it is cacheable (see the module docstring).
 
-        ``response`` must not carry an OPT record; its ID does not matter. Raises
-        ``WireError`` if it is malformed.
+        ``response`` must not carry an OPT record; its ID does not matter. ``layout`` is its
+        layout when the caller has it already. Raises ``WireError`` if it is malformed.
         """
         if self.max_entries <= 0:
             return
-        layout = parse_layout(response)
+        if layout is None:
+            layout = parse_layout(response)
         lifetime, ttl_cap = self._lifetime(response, layout)
         if lifetime <= 0:
             return

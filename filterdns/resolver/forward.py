@@ -17,7 +17,7 @@ from filterdns.resolver.upstream import UpstreamError, UpstreamPool, UpstreamUna
 from filterdns.wire.answer import encode_name
 from filterdns.config.model import CacheConfig
 from filterdns.wire.query import AA, AD, CD, RD, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_CNAME, TYPE_OPT, Query, parse_query
-from filterdns.wire.records import WireError, parse_layout, skip_name, strip_opt
+from filterdns.wire.records import WireError, parse_layout, skip_name, without_opt
 
 # Payload size asked of upstreams when the client did not use EDNS: answers are fitted to
 # each client afterwards, so one large cached answer serves every kind of client.
@@ -66,12 +66,11 @@ class Forwarder:
             layout = parse_layout(response)
         except WireError as error:
             raise UpstreamUnavailable(f"malformed answer from {label}: {error}") from None
-        if layout.opt_start is not None:
-            response = strip_opt(response, layout)
+        response, layout = without_opt(response, layout)
         if layout.rcode in (RCODE_SERVFAIL, RCODE_REFUSED):
             stale = self._stale(query)
             return (stale, "stale") if stale is not None else (response, label)
-        self.cache.put(query.cache_key, response)
+        self.cache.put(query.cache_key, response, layout)
         targets = cname_chain(response)
         if targets:
             if len(self._cname_targets) >= max(1024, self.cache.max_entries):

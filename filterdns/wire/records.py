@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 HEADER_SIZE = 12
 TYPE_SOA = 6
@@ -188,15 +188,22 @@ def strip_opt(message: bytes, layout: ResponseLayout) -> bytes:
     The resolver strips the upstream's OPT before caching and answers each client with its
     own (or none, if the client sent none: RFC 6891 7 forbids an unsolicited OPT).
     """
-    if layout.opt_start is None or layout.opt_end is None:
-        return message
+    return without_opt(message, layout)[0]
+
+
+def without_opt(message: bytes, layout: ResponseLayout) -> tuple[bytes, ResponseLayout]:
+    """``strip_opt`` plus the layout of the result, so the caller need not parse it again."""
+    start, end = layout.opt_start, layout.opt_end
+    if start is None or end is None:
+        return message, layout
     arcount = _U16.unpack_from(message, 10)[0]
-    return b"".join(
-        (
-            _with_arcount(message, arcount - 1),
-            message[HEADER_SIZE : layout.opt_start],
-            message[layout.opt_end :],
-        )
+    stripped = b"".join((_with_arcount(message, arcount - 1), message[HEADER_SIZE:start], message[end:]))
+    removed = end - start
+    return stripped, replace(
+        layout,
+        ttl_offsets=tuple(offset - removed if offset > start else offset for offset in layout.ttl_offsets),
+        opt_start=None,
+        opt_end=None,
     )
 
 
