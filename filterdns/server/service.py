@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import multiprocessing
 import os
 import signal
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +106,7 @@ class Service:
         self._metrics_runner = None
         self._background: list[asyncio.Task] = []
         self._reload_lock = asyncio.Lock()
+        self._builder: ProcessPoolExecutor | None = None
         self.stopped = asyncio.Event()
 
     @property
@@ -119,7 +122,7 @@ class Service:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         version = await self.sync.initial()
         self.config = config = version.config
-        self.policy = await asyncio.to_thread(build_policy, config)
+        self.policy = await self._build_policy(config)
         self._log_policy(self.policy)
         self.metrics.set_list_sizes(_list_sizes(self.policy.categories))
         self.pipeline = QueryPipeline(
@@ -236,9 +239,21 @@ class Service:
         async with self._reload_lock:
             same_lists = self.policy is not None and version.config.categories == self.config.categories
             categories = self.policy.categories if same_lists and self.policy else None
-            policy = await asyncio.to_thread(build_policy, version.config, categories)
+            policy = await self._build_policy(version.config, categories)
             self.config = version.config
             self._swap(policy)
+
+    async def _build_policy(self, config: Config, categories: CategorySet | None = None) -> Policy:
+        """Build a policy without stalling DNS. Building a large index holds the interpreter
+        lock for long stretches, so the lists are parsed and indexed in a separate process
+        and arrive as a few large byte strings; only the small rest is built in a thread."""
+        if categories is None and config.categories:
+            if self._builder is None:
+                self._builder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            categories = await asyncio.get_running_loop().run_in_executor(
+                self._builder, build_category_set, config.categories, lists_cache_dir(config), _base_dir(config)
+            )
+        return await asyncio.to_thread(build_policy, config, categories)
 
     def _apply_overrides(self, overrides: list[Override]) -> None:
         self.overrides = overrides
@@ -248,7 +263,7 @@ class Service:
     async def rebuild_lists(self) -> None:
         """Rebuild the category index from the lists on disk (after a download)."""
         async with self._reload_lock:
-            policy = await asyncio.to_thread(build_policy, self.config)
+            policy = await self._build_policy(self.config)
             self._swap(policy)
 
     def _swap(self, policy: Policy) -> None:
@@ -301,6 +316,8 @@ class Service:
             log.warning("the query log did not finish writing within %.0f s", DRAIN_TIMEOUT)
         await self.upstream.close()
         await self.store.close()
+        if self._builder is not None:
+            self._builder.shutdown(cancel_futures=True)
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
         self.stopped.set()
