@@ -192,10 +192,12 @@ class Control:
     async def decide_review(
         self, request_id: int, decision: Literal["approved", "declined"], *, author: str
     ) -> ReviewRequest:
-        request = await self.store.decide_review_request(request_id, decision, author)
+        pending = {r.id: r for r in await self.store.list_review_requests(status="pending", limit=10_000)}
+        request = pending.get(request_id)
         if request is None:
             raise ValueError(f"no pending review request {request_id}")
         if decision == "approved":
+            # The allow rule first: if it cannot be stored, the request stays pending.
             document = self.policy_data()
             group = document.setdefault("groups", {}).setdefault(request.group, {})
             allow = group.setdefault("allow", [])
@@ -204,8 +206,11 @@ class Control:
                 await self.apply_policy(
                     document, author=author, comment=f"review request {request_id}: allow {request.name} for {request.group}"
                 )
+        decided = await self.store.decide_review_request(request_id, decision, author)
+        if decided is None:
+            raise ValueError(f"no pending review request {request_id}")
         await self.store.audit(author, f"review.{decision}", request.name, {"group": request.group, "id": request_id})
-        return request
+        return decided
 
 
 def _normal_domain(text: str) -> str:

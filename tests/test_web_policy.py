@@ -1,0 +1,399 @@
+"""The policy pages over real HTTP: groups, per-group policy, timetable, categories and lists,
+revisions and rollback, review requests. The console is web-core's real app with a stand-in
+Control that, like the real one, validates every document with the config loader and
+follows each revision (tests/support/web.py, extended here)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import filterdns.web.app as web_app
+import tests.support.web as support
+from filterdns.config.loader import config_with_policy
+from filterdns.config.model import GroupConfig, ScheduleConfig, ScheduledRule
+from filterdns.policy import document
+from filterdns.server.service import build_policy
+from filterdns.store import StoreError
+from filterdns.web import views_lists, views_policy, views_reviews
+from filterdns.web.views_policy import Cell, timetable
+from tests.support.web import Console, make_console
+
+POLICY = """\
+timezone: Europe/London
+categories:
+  video: {description: "Video sites & <clips>", domains: [youtube.com, vimeo.com]}
+  games: {description: Online games, domains: [games.example]}
+  adult: {description: Adult content, domains: [adult.example]}
+  local: {description: The school's own list, sources: [lists/local.txt, lists/missing.txt]}
+schedules:
+  lessons:
+    weekly: {mon-fri: ["08:45-10:45", "11:05-12:25"]}
+    exceptions:
+      - {name: INSET day, dates: "2027-02-22"}
+  lunch:
+    weekly: {mon-fri: ["12:25-13:15"]}
+groups:
+  7b:
+    networks: [10.0.7.0/24]
+    block: [adult, games]
+    rules:
+      - {during: lessons, block: [video]}
+      - {during: lunch, allow: [games]}
+  8c: {networks: [10.0.8.0/24], block: [adult, video]}
+default_group: guests
+allow: [school.example]
+"""
+
+
+class PolicyControl(support.FakeControl):
+    """The stand-in Control, doing what the real one does with a policy document: refuse it
+    with the loader's problems, or store it as a revision and apply it."""
+
+    def __init__(self, config, store):
+        super().__init__(config, store)
+        self.applied: list[tuple[str, str, str]] = []
+        self.decided: list[tuple[int, str, str]] = []
+        # Like a policy imported from config.yaml: normalised, as the loader's policy_document does.
+        self._use(document.render(yaml.safe_load(POLICY)))
+
+    def _use(self, text: str) -> None:
+        config = config_with_policy(self.config, text)  # ConfigError: nothing changes
+        self.config, self.policy, self.policy_text = config, build_policy(config), text
+
+    async def apply_policy(self, document_text, *, author: str, comment: str = "") -> int:
+        text = document_text if isinstance(document_text, str) else document.render(document_text)
+        self._use(text)
+        self.revision = await self.store.add_revision(text, author, comment)
+        self.applied.append((text, author, comment))
+        return self.revision
+
+    async def decide_review(self, request_id: int, decision: str, *, author: str):
+        request = await self.store.decide_review_request(request_id, decision, author)
+        if request is None:
+            raise ValueError(f"no pending review request {request_id}")
+        self.decided.append((request_id, decision, author))
+        if decision == "approved":
+            await self.apply_policy(
+                document.add_to_allow(self.policy_data(), request.name, request.group), author=author,
+                comment=f"review request {request_id}",
+            )  # fmt: skip
+        return request
+
+
+@pytest.fixture
+async def console(tmp_path: Path, monkeypatch) -> AsyncIterator[Console]:
+    monkeypatch.setattr(support, "FakeControl", PolicyControl)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "local.txt").write_text("local.example\nnot a <domain> line\n")
+    mine = tuple(m.setup for m in (views_policy, views_lists, views_reviews) if m.setup not in web_app.PAGES)
+    monkeypatch.setattr(web_app, "PAGES", web_app.PAGES + mine)
+    async with make_console(tmp_path) as console:
+        control = console.control
+        control.revision = await console.store.add_revision(control.policy_text, "config-file", "imported")
+        yield console
+
+
+def group(control, name: str) -> GroupConfig:
+    return next(g for g in control.groups() if g.name == name)
+
+
+async def page(console: Console, path: str) -> tuple[int, str]:
+    response = await console.client.get(path, allow_redirects=False)
+    return response.status, await response.text()
+
+
+# --- groups and their policy ------------------------------------------------------------------
+
+
+async def test_admin_changes_a_groups_blocked_categories(console):
+    token = await console.logged_in("ada")
+    status, text = await page(console, "/groups/7b")
+    assert status == 200
+    assert 'id="block-games" name="block" value="games" checked' in text
+    assert "Video sites &amp; &lt;clips&gt;" in text  # each category's description, escaped
+
+    response = await console.post(
+        "/groups/7b/categories",
+        {"block": ["adult", "video"], "revision": str(console.control.revision), "comment": "video all day"},
+        token,
+    )
+    assert response.status == 303, await response.text()
+    assert response.headers["Location"] == f"/groups/7b?saved={console.control.revision}#categories"
+    text, author, comment = console.control.applied[-1]
+    assert yaml.safe_load(text)["groups"]["7b"]["block"] == ["adult", "video"]
+    assert (author, comment) == ("ada", "7b: categories blocked always: video all day")
+    assert text == document.render(yaml.safe_load(text))  # rendered, in the stable order
+    assert console.control.explain("www.youtube.com", group="7b").decision.action == "block"
+    assert (await console.store.latest_revision()).author == "ada"
+
+    status, text = await page(console, "/groups/7b?saved=2")
+    assert 'value="video" checked' in text and 'value="games" checked' not in text
+    assert "Saved as revision 2" in text
+
+
+async def test_every_group_form_makes_the_right_edit(console):
+    token = await console.logged_in("ada")
+    revision = lambda: str(console.control.revision)
+    forms = [
+        ("details", {"description": "Class 7B", "networks": "10.0.7.0/24\n10.0.70.0/24", "macs": "AA-BB-CC-DD-EE-01"}),
+        ("safe_search", {"search": "1", "youtube": "strict"}),
+        ("block_mode", {"mode": "nxdomain"}),
+        ("rules", {"rule-0-during": "lessons", "rule-0-block": ["video", "games"], "rule-1-during": "lunch",
+                   "rule-1-allow": "games", "rule-1-remove": "1", "rule-new-during": "lunch", "rule-new-allow": "adult"}),
+        ("lists", {"list": "allow", "action": "add", "domain": "Khanacademy.org"}),
+        ("lists", {"list": "deny", "action": "add", "domain": "bad.example"}),
+    ]  # fmt: skip
+    for section, data in forms:
+        response = await console.post(f"/groups/7b/{section}", {**data, "revision": revision()}, token)
+        assert response.status == 303, (section, await response.text())
+    g = group(console.control, "7b")
+    assert g.description == "Class 7B"
+    assert [str(n) for n in g.networks] == ["10.0.7.0/24", "10.0.70.0/24"]
+    assert g.macs == ("aa:bb:cc:dd:ee:01",)
+    assert (g.safe_search.search, g.safe_search.youtube) == (True, "strict")
+    assert g.block_mode == "nxdomain"
+    assert g.rules == (ScheduledRule("lessons", ("video", "games")), ScheduledRule("lunch", (), ("adult",)))
+    assert (g.allow_domains, g.deny_domains) == (("khanacademy.org",), ("bad.example",))
+
+    response = await console.post("/groups/7b/lists", {"list": "deny", "action": "remove", "domain": "bad.example"}, token)
+    assert response.status == 303
+    assert group(console.control, "7b").deny_domains == ()
+    response = await console.post("/groups/7b/block_mode", {"mode": "", "revision": revision()}, token)
+    assert response.status == 303 and group(console.control, "7b").block_mode is None
+
+
+async def test_validation_problems_are_shown_next_to_the_form_with_what_was_typed(console):
+    token = await console.logged_in("ada")
+    before = len(console.control.applied)
+    response = await console.post(
+        "/groups/7b/details", {"networks": "10.0.7.0/33\n<b>bold</b>", "revision": str(console.control.revision)}, token
+    )
+    assert response.status == 422
+    text = await response.text()
+    assert "groups.7b.networks[0]: &#39;10.0.7.0/33&#39; is not an IP address or CIDR network" in text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text and "<b>bold</b>" not in text
+    details = text[text.index('id="details"') : text.index('id="categories"')]
+    assert "errors" in details and "10.0.7.0/33" in details  # next to the form, as typed
+    assert len(console.control.applied) == before
+    assert await console.store.latest_revision_id() == 1
+
+
+async def test_a_form_drawn_from_an_older_revision_is_not_applied(console):
+    token = await console.logged_in("ada")
+    stale = str(console.control.revision)
+    await console.post("/groups/8c/categories", {"block": ["adult"], "revision": stale}, token)
+    response = await console.post("/groups/7b/categories", {"block": [], "revision": stale}, token)
+    assert response.status == 422
+    assert "The policy changed (now revision 2)" in await response.text()
+    assert group(console.control, "7b").block == ("adult", "games")
+
+
+async def test_add_and_remove_a_group(console):
+    token = await console.logged_in("ada")
+    response = await console.post("/groups", {"name": "year9", "description": "Year 9", "networks": "10.0.9.0/24"}, token)
+    assert response.status == 303
+    assert response.headers["Location"].startswith("/groups/year9?saved=")
+    assert [str(n) for n in group(console.control, "year9").networks] == ["10.0.9.0/24"]
+
+    response = await console.post("/groups", {"name": "year9"}, token)
+    assert response.status == 422 and "already" in await response.text()
+
+    status, text = await page(console, "/groups")
+    assert status == 200 and "year9" in text and "(default group)" in text
+
+    assert (await console.post("/groups/year9/remove", {}, token)).status == 303
+    assert "year9" not in {g.name for g in console.control.groups()}
+    assert (await console.post("/groups/guests/remove", {}, token)).status == 422
+
+
+async def test_teachers_viewers_and_parents_cannot_change_policy(console):
+    for name, page_status in (("tom", 403), ("vic", 200), ("pat", 403)):
+        await console.client.post("/logout", allow_redirects=False)
+        token = await console.logged_in(name) if name != "pat" else (await console.login("pat")) and ""
+        status, text = await page(console, "/groups/7b")
+        assert status == page_status, name
+        if name == "vic":
+            assert "<fieldset disabled>" in text and 'id="save-categories"' not in text
+        for path, data in (
+            ("/groups/7b/categories", {"block": ["adult"]}),
+            ("/groups", {"name": "x"}),
+            ("/lists", {"list": "allow", "action": "add", "domain": "x.example"}),
+            ("/categories/new", {"name": "x", "description": "x", "domains": "x.example"}),
+            ("/revisions/1/rollback", {}),
+        ):
+            response = await console.post(path, data, token)
+            assert response.status == 403, (name, path)
+    assert console.control.applied == []
+
+
+# --- timetable --------------------------------------------------------------------------------
+
+
+def test_timetable_cuts_the_week_at_every_window_edge_and_merges_equal_cells():
+    lessons = ScheduleConfig("lessons", "Europe/London", {d: (("08:45", "10:45"), ("11:05", "12:25")) for d in ("mon", "tue")})
+    late = ScheduleConfig("late", "Europe/London", {"sun": (("22:00", "01:00"),)})
+    g = GroupConfig("7b", block=("adult", "games"), rules=(ScheduledRule("lessons", ("video",), ("games",)),))
+    rows = timetable([lessons, late], g)
+    assert [(r.start, r.end) for r in rows] == [
+        ("00:00", "01:00"), ("01:00", "08:45"), ("08:45", "10:45"), ("10:45", "11:05"), ("11:05", "12:25"), ("12:25", "22:00"),
+        ("22:00", "24:00"),
+    ]  # fmt: skip
+    monday = [r.cells[0] for r in rows]
+    # Sunday's 22:00-01:00 runs into Monday's first hour.
+    assert monday[0] == Cell(("late",), rows=1)
+    assert monday[2] == Cell(("lessons",), adds=("video",), lifts=("games",), rows=1)
+    assert monday[3] == Cell((), rows=1)
+    # Wednesday has no windows except none: one free cell spanning the whole day.
+    wednesday = [r.cells[2] for r in rows]
+    assert wednesday[0] == Cell((), rows=7) and wednesday[1:] == [None] * 6
+    assert rows[-1].cells[6] == Cell(("late",), rows=1)
+    assert [r.cells[0].schedules for r in timetable([lessons], None) if r.cells[0]] == [("lessons",), (), ("lessons",)]
+
+
+async def test_timetable_page_shows_the_windows_and_what_a_group_blocks_in_them(console):
+    await console.logged_in("vic")
+    status, text = await page(console, "/timetable?group=7b")
+    assert status == 200
+    assert "08:45–10:45" in text and "12:25–13:15" in text
+    assert text.count("+ video") == 2 * 5  # two lesson stretches on five days
+    assert text.count("− games") == 5  # lunch
+    # Break on five days, and Saturday and Sunday as one cell each for the whole day.
+    assert text.count('class="free"') == 5 + 2
+    assert "INSET day" in text and "2027-02-22" in text
+    status, text = await page(console, "/timetable?group=nope")
+    assert status == 404
+    await console.client.post("/logout", allow_redirects=False)
+    await console.logged_in("tom")
+    assert (await page(console, "/timetable"))[0] == 403
+
+
+# --- revisions ----------------------------------------------------------------------------------
+
+
+async def test_revisions_show_diffs_and_roll_back(console):
+    token = await console.logged_in("ada")
+    original = console.control.policy_text
+    await console.post("/groups/7b/lists", {"list": "allow", "action": "add", "domain": "<i>x</i>.example"}, token)
+    status, text = await page(console, "/revisions")
+    assert status == 200
+    assert "Revision 2" in text and "(in force)" in text
+    assert "7b: add &lt;i&gt;x&lt;/i&gt;.example to the allow list" in text
+    assert html.escape("+    - <i>x</i>.example", quote=False) in text
+    assert "groups.7b" in text  # the hunk says where the change is
+    assert 'id="rollback-1"' in text and 'id="rollback-2"' not in text
+
+    response = await console.post("/revisions/1/rollback", {}, token)
+    assert response.status == 303
+    assert response.headers["Location"] == "/revisions?rolled_back=1&saved=3"
+    assert console.control.policy_text == original
+    assert group(console.control, "7b").allow_domains == ()
+    status, text = await page(console, "/revisions?rolled_back=1&saved=3")
+    assert "Rolled back to revision 1 as revision 3" in text
+    assert (await console.post("/revisions/99/rollback", {}, token)).status == 422
+
+
+# --- categories and lists ------------------------------------------------------------------------
+
+
+async def test_categories_page_and_a_custom_list(console):
+    token = await console.logged_in("ada")
+    status, text = await page(console, "/categories")
+    assert status == 200
+    assert 'id="category-video"' in text and "typed into the policy" in text
+    local = text[text.index('id="category-local"') :]
+    assert "needs attention" in local
+    assert "line 2: <code>not a &lt;domain&gt; line</code>" in local  # an example of a bad line, escaped
+    assert "missing.txt" in local and 'class="bad"' in local  # the missing file's error
+    # A category with list files is not editable here: saving the form would drop them.
+    assert 'id="edit-video"' in text and 'id="edit-local"' not in text
+    assert (await page(console, "/categories/local/edit"))[0] == 404
+
+    response = await console.post(
+        "/categories/new", {"name": "exam-season", "description": "Distractions in exam weeks",
+                            "domains": "quizlet.example\nkahoot.example"}, token)  # fmt: skip
+    assert response.status == 303
+    category = next(c for c in console.control.categories() if c.name == "exam-season")
+    assert category.domains == ("quizlet.example", "kahoot.example")
+
+    for data, problem in (
+        ({"name": "video", "description": "x", "domains": "a.example"}, "already"),
+        ({"name": "Bad Name", "description": "x", "domains": "a.example"}, "lower-case"),
+        ({"name": "empty", "description": "x"}, "needs domains or a list URL"),
+        ({"name": "ftp", "description": "x", "url": "ftp://lists.example/x"}, "http"),
+    ):
+        response = await console.post("/categories/new", data, token)
+        assert response.status == 422 and problem in await response.text(), data
+
+    status, text = await page(console, "/categories/exam-season/edit")
+    assert status == 200 and "kahoot.example" in text
+    assert (await page(console, "/categories/nope/edit"))[0] == 404
+    await console.post("/groups/8c/categories", {"block": ["adult", "exam-season"]}, token)
+    response = await console.post("/categories/exam-season/remove", {}, token)
+    assert response.status == 422  # still used by 8c: the loader says so
+    assert "exam-season" in await response.text()
+
+
+async def test_global_allow_and_deny_lists(console):
+    token = await console.logged_in("ada")
+    status, text = await page(console, "/lists")
+    assert status == 200 and "school.example" in text
+    assert (await console.post("/lists", {"list": "deny", "action": "add", "domain": "Bad.Example."}, token)).status == 303
+    assert console.control.config.deny_domains == ("bad.example",)
+    assert (await console.post("/lists", {"list": "allow", "action": "remove", "domain": "school.example"}, token)).status == 303
+    assert console.control.config.allow_domains == ()
+    response = await console.post("/lists", {"list": "allow", "action": "remove", "domain": "nothere.example"}, token)
+    assert response.status == 422 and "not on the global allow list" in await response.text()
+
+
+# --- review requests -------------------------------------------------------------------------------
+
+
+async def test_reviews_are_decided_by_admins_and_the_groups_teachers(console):
+    store = console.store
+    first = await store.add_review_request("games.example", "7b", "10.0.7.20", "for a <maths> game")
+    second = await store.add_review_request("vimeo.com", "8c", "10.0.8.20", "film club")
+    third = await store.add_review_request("games.example", "7b", "10.0.7.21", "please")
+
+    token = await console.logged_in("tom")
+    status, text = await page(console, "/reviews")
+    assert status == 200
+    assert "for a &lt;maths&gt; game" in text and "film club" not in text  # only his groups
+    assert "games (category)" in text  # why it is blocked now
+    response = await console.post(f"/reviews/{second.id}/approve", {}, token)
+    assert response.status == 409  # not one of his
+    response = await console.post(f"/reviews/{first.id}/approve", {}, token)
+    assert response.status == 303 and response.headers["Location"] == "/reviews?done=approved"
+    assert console.control.decided == [(first.id, "approved", "tom")]
+    assert group(console.control, "7b").allow_domains == ("games.example",)
+    response = await console.post(f"/reviews/{first.id}/decline", {}, token)
+    assert response.status == 409  # decided already
+
+    await console.client.post("/logout", allow_redirects=False)
+    token = await console.logged_in("vic")
+    status, text = await page(console, "/reviews")
+    assert status == 200 and "film club" in text and 'id="approve-' not in text
+    assert (await console.post(f"/reviews/{second.id}/decline", {}, token)).status == 403
+
+    await console.client.post("/logout", allow_redirects=False)
+    token = await console.logged_in("ada")
+    assert (await console.post(f"/reviews/{second.id}/decline", {}, token)).status == 303
+    assert (await console.post(f"/reviews/{third.id}/maybe", {}, token)).status == 404
+    status, text = await page(console, "/reviews?show=decided")
+    assert "declined by ada" in text and "approved by tom" in text
+    assert [r.id for r in await store.list_review_requests(status="pending")] == [third.id]
+
+
+async def test_groups_page_works_while_the_store_is_down(console, monkeypatch):
+    await console.logged_in("ada")
+
+    async def down(*args, **kwargs):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(console.store, "query_aggregates", down)
+    status, text = await page(console, "/groups")
+    assert status == 200 and 'id="group-7b"' in text and "n/a" in text
