@@ -1,0 +1,239 @@
+"""The staff console as an aiohttp application, and starting it next to the DNS service.
+
+``create_app`` builds the application around a ``Control`` (the only way in to the
+resolver); ``start_web`` serves it, optionally over TLS, and prints a one-time setup link
+when no admin account exists yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from filterdns.store import StoreError
+from filterdns.web import (
+    api,
+    auth,
+    views_audit,
+    views_check,
+    views_dashboard,
+    views_lists,
+    views_overrides,
+    views_policy,
+    views_querylog,
+    views_reviews,
+    views_users,
+)
+from filterdns.web.auth import (
+    PASSWORDS,
+    SETUP,
+    THROTTLE,
+    LoginThrottle,
+    Passwords,
+    SetupToken,
+)
+from filterdns.web.common import (
+    CONTROL,
+    NAV,
+    SETTINGS,
+    UI_DIR,
+    WebSettings,
+    format_time,
+    is_api,
+    public,
+    render,
+)
+from filterdns.web.security import SESSIONS, Sessions, add_security_headers, guard
+
+if TYPE_CHECKING:
+    from filterdns.server.control import Control
+
+log = logging.getLogger("filterdns.web")
+access_log = logging.getLogger("filterdns.web.access")
+
+# The console's templates and static files live beside the package (in the source tree and,
+# once installed, in site-packages): <root>/filterdns/web/app.py -> <root>/admin_ui.
+TEMPLATES_DIR = UI_DIR / "templates"
+STATIC_DIR = UI_DIR / "static"
+
+# Each adds its routes and its navigation entry, in the order the navigation shows them.
+PAGES: tuple[Callable[[web.Application], None], ...] = (
+    views_dashboard.setup,
+    views_check.setup,
+    views_overrides.setup,
+    views_reviews.setup,
+    views_policy.setup,
+    views_lists.setup,
+    views_querylog.setup,
+    views_audit.setup,
+    views_users.setup,
+)
+
+_DEFAULT_MESSAGES = {
+    400: "The request was not understood.",
+    401: "Please log in.",
+    403: "Your account may not do that.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    413: "That request is too large.",
+    429: "Too many requests; wait a little.",
+}
+
+
+def create_app(
+    control: Control,
+    *,
+    setup_token: str | None = None,
+    secure_cookies: bool = False,
+    settings: WebSettings = WebSettings(),
+    passwords: Passwords | None = None,
+) -> web.Application:
+    """The console application. ``setup_token`` enables /setup?token=... for creating the
+    first admin; ``secure_cookies`` is for TLS (Secure cookies, HSTS)."""
+    settings = dataclasses.replace(settings, secure_cookies=secure_cookies)
+    app = web.Application(middlewares=[error_pages, guard], client_max_size=2 * 1024 * 1024)
+    app[CONTROL] = control
+    app[SETTINGS] = settings
+    app[NAV] = []
+    app[SESSIONS] = Sessions(app)
+    app[PASSWORDS] = passwords or Passwords()
+    app[THROTTLE] = LoginThrottle(settings.ip_failures, settings.ip_window_minutes * 60)
+    app[SETUP] = SetupToken(setup_token)
+    app.on_response_prepare.append(add_security_headers)
+
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every template: DNS names may hold any byte, "<script>" included
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["localtime"] = lambda ts, pattern="%Y-%m-%d %H:%M:%S": format_time(ts, zone_of_app(app), pattern)
+
+    app.router.add_static("/static", STATIC_DIR, name="static")
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", public(control.metrics.aiohttp_handler()))
+    auth.setup_routes(app)
+    for page in PAGES:
+        page(app)
+    api.setup(app)
+    return app
+
+
+def zone_of_app(app: web.Application) -> ZoneInfo:
+    return ZoneInfo(app[CONTROL].config.timezone)
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _message(exc: web.HTTPException) -> str:
+    """The text a handler gave the exception, or a plain default for its status."""
+    text = exc.text or ""
+    if not text or text == f"{exc.status}: {exc.reason}":
+        return _DEFAULT_MESSAGES.get(exc.status, exc.reason)
+    return text
+
+
+async def _error_response(request: web.Request, status: int, message: str, headers=None) -> web.StreamResponse:
+    if is_api(request):
+        response: web.StreamResponse = web.json_response({"error": message}, status=status)
+    else:
+        response = await render(request, "error.html", {"status": status, "message": message}, status=status)
+    for name in ("WWW-Authenticate", "Retry-After", "Allow"):
+        if headers and name in headers:
+            response.headers[name] = headers[name]
+    return response
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler) -> web.StreamResponse:
+    """Errors as a page (or JSON under /api/), never a traceback; a store outage says so."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return await _error_response(request, exc.status, _message(exc), exc.headers)
+    except StoreError as exc:
+        log.warning("console: the store failed on %s %s: %s", request.method, request.path, exc)
+        return await _error_response(
+            request, 503, "The database is not available right now. DNS keeps working; the server log has details."
+        )
+    except Exception:
+        log.exception("console: error on %s %s", request.method, request.path)
+        return await _error_response(request, 500, "Something went wrong. The server log has the details.")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path and status only: query strings can hold a setup token or the names
+    someone looked up, and neither belongs in a log."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.debug(
+            "%s %s %s %d %.1fms", request.remote, request.method, request.path, response.status, time * 1000
+        )
+
+
+async def _needs_first_admin(control: Control) -> bool:
+    try:
+        return not any(u.role == "admin" and not u.disabled for u in await control.store.list_users())
+    except StoreError as exc:
+        # Issue a token anyway: /setup checks again, and it works only while no admin exists.
+        log.warning("console: cannot check for an admin account yet: %s", exc)
+        return True
+
+
+def tls_context(cert: Path, key: Path | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def start_web(
+    control: Control,
+    host: str,
+    port: int,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    setup_token: str | None = None,
+    settings: WebSettings = WebSettings(),
+) -> web.AppRunner:
+    """Serve the console; stop it with ``runner.cleanup()``. ``runner.addresses`` has the
+    bound address when ``port`` is 0."""
+    context = tls_context(tls_cert, tls_key) if tls_cert else None
+    if setup_token is None and await _needs_first_admin(control):
+        setup_token = secrets.token_urlsafe(24)
+    app = create_app(control, setup_token=setup_token, secure_cookies=context is not None, settings=settings)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=access_log)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=context).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    scheme = "https" if context else "http"
+    bound_host, bound_port = runner.addresses[0][:2]
+    base = f"{scheme}://[{bound_host}]:{bound_port}" if ":" in bound_host else f"{scheme}://{bound_host}:{bound_port}"
+    log.info("staff console on %s/", base)
+    if setup_token:
+        # The one secret this service ever logs, on purpose: it is how the first admin is
+        # made without a shell, and it stops working once used.
+        log.warning("no admin account yet: create one at %s/setup?token=%s (or run `filterdns user add`)", base, setup_token)
+    return runner

@@ -1,0 +1,372 @@
+"""Accounts: passwords, login and logout, the first-admin setup page, and the role rules.
+
+Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory profile) in a worker
+thread: the console shares its event loop with DNS, and one hash takes a CPU-tenth of a
+second. A stored hash made with older parameters is replaced at the next good login.
+
+Guessing is slowed three ways: an account locks for ``lock_minutes`` after ``lock_after``
+failures in a row (counted in the store, so every node sees them); an address with too
+many failures in a window is told to wait (counted in memory); and an unknown user name
+costs as much time as a known one, so timing does not reveal which names exist. Every
+failure is audited as ``login.failed`` with the name tried and the address, never the
+password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from filterdns.store import Conflict, User
+from filterdns.web.common import (
+    CONTROL,
+    SETTINGS,
+    FormErrors,
+    Handler,
+    all_group_names,
+    control_of,
+    principal_of,
+    public,
+    redirect,
+    render,
+    user_of,
+)
+from filterdns.web.security import SESSIONS, cookie_names, same_secret, session_token
+
+MIN_PASSWORD_LENGTH = 12
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# Long enough to pass the length rule, yet among the first tried by anyone guessing.
+COMMON_PASSWORDS = frozenset(
+    {
+        "123456789012", "1234567890123", "12345678901234", "123123123123", "111111111111",
+        "000000000000", "password1234", "password12345", "password123!", "passwordpassword",
+        "qwertyuiop12", "qwertyuiop123", "qwertyqwerty", "1q2w3e4r5t6y", "1qaz2wsx3edc",
+        "abcdefghijkl", "abc123abc123", "iloveyou1234", "letmein12345", "welcome12345",
+        "welcome2school", "changeme1234", "administrator", "administrator1", "adminadmin12",
+        "schoolschool", "school123456", "teacher12345", "filterdns123", "filterdns1234",
+        "trustno1trustno1", "football1234", "monkey123456", "sunshine1234", "princess1234",
+        "superman1234", "baseball1234", "dragon123456", "mustang12345", "correcthorsebatterystaple",
+    }
+)  # fmt: skip
+
+
+def password_problems(password: str, user_name: str) -> list[str]:
+    """Why ``password`` is not acceptable for ``user_name`` (empty: it is)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    lowered = password.lower()
+    if user_name and user_name.lower() in lowered:
+        problems.append("a password must not contain the user name")
+    if lowered in COMMON_PASSWORDS or len(set(lowered)) < 4:
+        problems.append("that password is one of the first an attacker tries")
+    return problems
+
+
+def user_name_problem(name: str) -> str | None:
+    if not USER_NAME.fullmatch(name):
+        return "a user name is 1 to 64 letters, digits and . _ @ - (starting with a letter or digit)"
+    return None
+
+
+class Passwords:
+    """argon2id hashing off the event loop, at most ``concurrency`` at a time so a flood of
+    logins cannot take every core from DNS."""
+
+    def __init__(self, hasher: PasswordHasher | None = None, concurrency: int = 2):
+        self.hasher = hasher or PasswordHasher()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._dummy: str | None = None
+
+    async def hash(self, password: str) -> str:
+        async with self._slots:
+            return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored``; with no stored hash (unknown user) the
+        same work is done against a dummy, and the answer is no."""
+        if stored is None:
+            if self._dummy is None:
+                self._dummy = await self.hash(secrets.token_urlsafe(16))
+            await self.verify(self._dummy, password)
+            return False
+        async with self._slots:
+            try:
+                return await asyncio.to_thread(self.hasher.verify, stored, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+    def needs_rehash(self, stored: str) -> bool:
+        return self.hasher.check_needs_rehash(stored)
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window, in memory."""
+
+    def __init__(self, limit: int, window_seconds: float, max_addresses: int = 10_000):
+        self.limit = limit
+        self.window = window_seconds
+        self.max_addresses = max_addresses
+        self._failures: dict[str, deque[float]] = {}
+
+    def wait_seconds(self, address: str, now: float) -> float:
+        """How long ``address`` must wait before trying again (0: it may try now)."""
+        failures = self._failures.get(address)
+        if failures is None:
+            return 0.0
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return 0.0
+        return failures[0] + self.window - now if len(failures) >= self.limit else 0.0
+
+    def note_failure(self, address: str, now: float) -> None:
+        if address not in self._failures and len(self._failures) >= self.max_addresses:
+            # Bounded memory: forget the address whose failures are oldest.
+            oldest = min(self._failures, key=lambda a: self._failures[a][-1])
+            del self._failures[oldest]
+        self._failures.setdefault(address, deque(maxlen=self.limit)).append(now)
+
+
+class SetupToken:
+    """The one-time token that lets the first admin be created from a browser. Only its
+    hash is kept; it stops working once used or once any admin exists."""
+
+    def __init__(self, token: str | None):
+        self._digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
+
+    def matches(self, token: object) -> bool:
+        if not self._digest or not isinstance(token, str):
+            return False
+        return same_secret(hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest(), self._digest)
+
+    def void(self) -> None:
+        self._digest = ""
+
+
+PASSWORDS = web.AppKey("filterdns.passwords", Passwords)
+THROTTLE = web.AppKey("filterdns.login_throttle", LoginThrottle)
+SETUP = web.AppKey("filterdns.setup_token", SetupToken)
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def require(*roles: str) -> Callable[[Handler], Handler]:
+    """Decorator: only users with one of ``roles`` may call this handler (403 otherwise)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def checked(request: web.Request) -> web.StreamResponse:
+            if user_of(request).role not in roles:
+                raise web.HTTPForbidden(text="Your account's role may not use this.")
+            return await handler(request)
+
+        return checked
+
+    return decorate
+
+
+def visible_groups(user: User) -> tuple[str, ...] | None:
+    """The groups whose data ``user`` may see: ``None`` means all (admins, viewers);
+    teachers and parents see their own groups only."""
+    return None if user.role in ("admin", "viewer") else tuple(user.groups)
+
+
+def can_see_group(user: User, group: str) -> bool:
+    scope = visible_groups(user)
+    return scope is None or group in scope
+
+
+def check_group(user: User, group: str) -> None:
+    """403 unless ``user`` may see ``group``."""
+    if not can_see_group(user, group):
+        raise web.HTTPForbidden(text="That group is not one of yours.")
+
+
+def can_change_group(user: User, group: str) -> bool:
+    """Admins change any group, teachers their own (overrides), nobody else anything."""
+    return user.role == "admin" or (user.role == "teacher" and group in user.groups)
+
+
+def group_picker(request: web.Request) -> list[str]:
+    """The groups the current user may pick in a form, in config order."""
+    scope = visible_groups(user_of(request))
+    names = all_group_names(control_of(request))
+    return names if scope is None else [name for name in names if name in scope]
+
+
+def scope_filter(user: User, requested: str | None) -> tuple[str, ...] | None:
+    """The ``groups`` filter for a store query: the requested group (if the user may see
+    it, else 403) or everything the user may see."""
+    if requested:
+        check_group(user, requested)
+        return (requested,)
+    return visible_groups(user)
+
+
+# --- login and logout -----------------------------------------------------------------------
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: only a path on this site (no ``//host`` or scheme)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+async def audit(request: web.Request, actor: str, action: str, target: str = "", **detail: object) -> None:
+    await control_of(request).store.audit(actor, action, target, dict(detail))
+
+
+@public
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return await render(request, "login.html", {"next": safe_next(request.query.get("next")), "errors": [], "name": ""})
+
+
+def _refusal(user: User | None, now: float) -> str:
+    """Why ``user`` may not log in whatever the password ("" if they may try)."""
+    if user is None:
+        return "unknown user"
+    if user.disabled:
+        return "account disabled"
+    if user.is_locked(now):
+        return "account locked"
+    return ""
+
+
+@public
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("username", "")).strip()[:100]  # no user name is longer; bounds the audit row
+    password = str(form.get("password", ""))
+    target = safe_next(str(form.get("next", "")))
+    client = request.remote or ""
+    app = request.app
+    settings = app[SETTINGS]
+    store = app[CONTROL].store
+    now = time.time()
+
+    wait = app[THROTTLE].wait_seconds(client, now)
+    if wait > 0:
+        # Not audited: nothing was checked, and a flood must not fill the audit log.
+        message = f"Too many failed logins from this address. Try again in {max(1, round(wait / 60))} min."
+        return await render(request, "login.html", {"next": target, "name": name, "errors": [message]}, status=429)
+
+    user = await store.get_user(name) if name else None
+    reason = _refusal(user, now)
+    if user is None or reason:
+        await app[PASSWORDS].verify(None, password)  # as slow as a real check: timing tells nothing
+    elif not await app[PASSWORDS].verify(user.password_hash, password):
+        locked = await store.note_login_failure(
+            user.name, now=now, lock_after=settings.lock_after, lock_seconds=settings.lock_minutes * 60
+        )
+        reason = "account locked now" if locked is not None and locked.is_locked(now) else "wrong password"
+    if user is None or reason:
+        app[THROTTLE].note_failure(client, now)
+        await audit(request, client, "login.failed", name, client=client, reason=reason)
+        message = "Wrong user name or password, or the account is locked for a while after repeated failures."
+        return await render(request, "login.html", {"next": target, "name": name, "errors": [message]}, status=401)
+
+    await store.note_login_success(user.name)
+    if app[PASSWORDS].needs_rehash(user.password_hash):
+        await store.update_user(user.name, password_hash=await app[PASSWORDS].hash(password))
+    response = redirect(target)
+    await app[SESSIONS].start(response, user, session_token(request))
+    await audit(request, user.name, "login", user.name, client=client)
+    return response
+
+
+@public
+async def logout(request: web.Request) -> web.StreamResponse:
+    token = session_token(request)
+    principal = principal_of(request)
+    if token:
+        await request.app[SESSIONS].end(token)
+    if principal is not None and principal.via == "session":
+        await audit(request, principal.user.name, "logout", principal.user.name, client=request.remote or "")
+    response = redirect("/login")
+    response.del_cookie(cookie_names(request.app[SETTINGS])[0], path="/")
+    return response
+
+
+# --- first admin ------------------------------------------------------------------------------
+
+
+async def admin_exists(request: web.Request) -> bool:
+    return any(u.role == "admin" and not u.disabled for u in await control_of(request).store.list_users())
+
+
+async def _setup_allowed(request: web.Request, token: object) -> bool:
+    if not request.app[SETUP].matches(token):
+        return False
+    if await admin_exists(request):
+        request.app[SETUP].void()
+        return False
+    return True
+
+
+@public
+async def setup_page(request: web.Request) -> web.StreamResponse:
+    token = request.query.get("token", "")
+    if not await _setup_allowed(request, token):
+        raise web.HTTPNotFound(text="This setup link is not valid (any more). Use `filterdns user add` on the server.")
+    return await render(request, "setup.html", {"token": token, "name": "", "errors": []})
+
+
+@public
+async def setup(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    token = form.get("token", "")
+    if not await _setup_allowed(request, token):
+        raise web.HTTPNotFound(text="This setup link is not valid (any more). Use `filterdns user add` on the server.")
+    name = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    errors = check_new_account(name, password, str(form.get("password2", "")))
+    user = None
+    if not errors:
+        try:
+            password_hash = await request.app[PASSWORDS].hash(password)
+            user = await control_of(request).store.create_user(name, "admin", password_hash)
+        except Conflict:
+            errors.add(f"there is a user called {name} already")
+    if user is None:
+        context = {"token": token, "name": name, "errors": errors.messages}
+        return await render(request, "setup.html", context, status=422)
+    request.app[SETUP].void()
+    await audit(request, "setup", "user.add", name, role="admin", client=request.remote or "")
+    response = redirect("/")
+    await request.app[SESSIONS].start(response, user, session_token(request))
+    return response
+
+
+def check_new_account(name: str, password: str, repeated: str) -> FormErrors:
+    """The rules for a new account's name and password, as form errors."""
+    errors = FormErrors()
+    problem = user_name_problem(name)
+    if problem:
+        errors.add(problem)
+    if password != repeated:
+        errors.add("the two passwords differ")
+    for problem in password_problems(password, name):
+        errors.add(problem)
+    return errors
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_page, name="login")
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout, name="logout")
+    app.router.add_get("/setup", setup_page, name="setup")
+    app.router.add_post("/setup", setup)
