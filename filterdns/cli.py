@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from filterdns import __version__
+from filterdns import __version__, users_cli
 from filterdns.config.loader import ConfigError, default_config, load_config, parse_endpoint, parse_mac, policy_document
 from filterdns.config.model import Config, UpstreamServerConfig
 from filterdns.logsetup import configure_logging
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--upstream", action="append", type=_endpoint, metavar="HOST:PORT", help="upstream resolver (repeatable)")
     serve.add_argument("--data-dir", type=Path, help="where lists, logs and the store live")
     serve.add_argument("--metrics", type=_endpoint, metavar="HOST:PORT", help="serve Prometheus metrics here")
+    serve.add_argument("--web-listen", type=_endpoint, metavar="HOST:PORT", help="staff console address (default 127.0.0.1:8080)")
     serve.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     serve.add_argument("--user", help="switch to this user after binding (when started as root)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--mac", help="client MAC address (picks the group)")
     explain.add_argument("--group", help="group name (instead of --client/--mac)")
     explain.add_argument("--at", help="ISO time, e.g. 2026-11-23T10:00 (default: now, in the config's time zone)")
+    users_cli.add_parser(commands)
+
     policy = commands.add_parser("policy", help="the policy kept as revisions in the store")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
     export = policy_commands.add_parser("export", help="write the policy in force (newest revision) as YAML")
@@ -68,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "policy":
         return asyncio.run(_export_policy(args))
+    if args.command == "user":
+        try:
+            config = _load(args.config)
+        except (ConfigError, OSError) as error:
+            print(f"filterdns: the configuration has problems:\n{error}", file=sys.stderr)
+            return 2
+        return users_cli.main(args, config)
     return _explain(args)
 
 
@@ -119,6 +129,8 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         changes["data_dir"] = args.data_dir
     if args.metrics:
         changes["metrics_listen"] = args.metrics
+    if args.web_listen:
+        changes["web"] = dataclasses.replace(config.web, listen=args.web_listen)
     return dataclasses.replace(config, **changes)
 
 

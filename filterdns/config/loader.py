@@ -43,6 +43,8 @@ from filterdns.config.model import (
     StoreConfig,
     UpstreamConfig,
     UpstreamServerConfig,
+    WebConfig,
+    WebSettings,
 )
 
 
@@ -564,6 +566,33 @@ def _read_store(ctx: _Context, reader: _Reader) -> StoreConfig:
         return defaults
 
 
+def _read_web(reader: _Reader, base: Path) -> WebConfig:
+    """``web: {listen, tls_cert, tls_key, blockpage_listen, session_hours, idle_minutes, ...}``."""
+    defaults = WebConfig()
+    listen_node = reader.node_of("listen")
+    in_file = "listen" in reader.entries
+    listen = reader.get("listen", parse_endpoint, None) if listen_node else (None if in_file else defaults.listen)
+    values = {
+        "listen": listen,
+        "tls_cert": reader.get("tls_cert", lambda v: base / str(v), None),
+        "tls_key": reader.get("tls_key", lambda v: base / str(v), None),
+        "blockpage_listen": reader.get("blockpage_listen", parse_endpoint, None),
+    }
+    settings_defaults = WebSettings()
+    settings = WebSettings(
+        session_hours=reader.get("session_hours", _positive_number, settings_defaults.session_hours),
+        idle_minutes=reader.get("idle_minutes", _positive_number, settings_defaults.idle_minutes),
+        lock_after=reader.get("lock_after", _positive_int, settings_defaults.lock_after),
+        lock_minutes=reader.get("lock_minutes", _positive_number, settings_defaults.lock_minutes),
+        ip_failures=reader.get("ip_failures", _positive_int, settings_defaults.ip_failures),
+        ip_window_minutes=reader.get("ip_window_minutes", _positive_number, settings_defaults.ip_window_minutes),
+    )
+    reader.finish()
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        reader.ctx.fail(reader.node, "web.tls_cert", "TLS needs both tls_cert and tls_key")
+    return WebConfig(settings=settings, **values)
+
+
 def _whole_days(value: Any) -> int:
     days = parse_duration(value if isinstance(value, str) else f"{value}d") / 86400
     if days < 1:
@@ -645,6 +674,7 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
     if default_group not in {g.name for g in groups}:
         groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
     store = _read_store(ctx, top.sub("store"))
+    web = _read_web(top.sub("web"), base)
     blocking = _read_dataclass(
         top.sub("blocking"),
         BlockingConfig,
@@ -670,6 +700,7 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
         blocking=blocking,
         protected_categories=top.get_list("protected_categories", _text) or Config().protected_categories,
         store=store,
+        web=web,
         source=Path(file) if file != "<embedded default>" else None,
     )
     top.finish()

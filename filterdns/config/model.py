@@ -252,6 +252,31 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """How the console treats sessions and logins (config section ``web``)."""
+
+    secure_cookies: bool = False  # true under TLS: cookies get Secure and a __Host- name
+    session_hours: float = 12.0  # absolute lifetime of a login
+    idle_minutes: float = 120.0  # a session unused this long ends
+    lock_after: int = 5  # failed logins in a row that lock an account...
+    lock_minutes: float = 15.0  # ...for this long
+    ip_failures: int = 20  # failed logins from one address within ip_window_minutes...
+    ip_window_minutes: float = 10.0  # ...make that address wait
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The staff console (``listen``: None turns it off) and the block page."""
+
+    listen: Endpoint | None = Endpoint("127.0.0.1", 8080)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Where the block page is served; by default port 80 of blocking.page_ipv4/page_ipv6.
+    blockpage_listen: Endpoint | None = None
+    settings: WebSettings = WebSettings()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. ``source`` is the file it came from (None: embedded default)."""
 
@@ -275,4 +300,5 @@ class Config:
     # Categories a teacher's override can never allow (an admin's policy change still can).
     protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
     store: StoreConfig = StoreConfig()
+    web: WebConfig = WebConfig()
     source: Path | None = None

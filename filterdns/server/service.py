@@ -104,6 +104,7 @@ class Service:
         self._tcp = None
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._metrics_runner = None
+        self._web_runners: list = []
         self._background: list[asyncio.Task] = []
         self._reload_lock = asyncio.Lock()
         self._builder: ProcessPoolExecutor | None = None
@@ -148,6 +149,9 @@ class Service:
             listener.start()
             self._udp.append(listener)
             self._tcp_servers.append(server)
+        # The console and the block page bind before root is dropped: port 80 and a TLS key
+        # readable only by root both need it.
+        await self._start_web()
         if config.server.user:
             drop_privileges(config.server.user, config.data_dir)
         # Everything that writes files or opens outbound sockets starts after the switch.
@@ -284,6 +288,44 @@ class Service:
                 log.exception("list refresh failed; keeping the lists in use")
             await asyncio.sleep(self.config.lists.refresh_interval)
 
+    async def _start_web(self) -> None:
+        """Start the staff console and the block page. Neither is worth stopping DNS for: a
+        failure is logged and DNS carries on."""
+        from filterdns.web import start_web  # the web stack is only imported when it is used
+        from filterdns.web.blockpage import start_blockpage
+
+        web_config = self.config.web
+        if web_config.listen is not None:
+            try:
+                self._web_runners.append(
+                    await start_web(
+                        self.control,
+                        web_config.listen.host,
+                        web_config.listen.port,
+                        tls_cert=web_config.tls_cert,
+                        tls_key=web_config.tls_key,
+                        settings=web_config.settings,
+                    )
+                )
+            except OSError as error:
+                log.error("the staff console could not start on %s: %s", web_config.listen, _explain_bind_error(error))
+        for endpoint in self._blockpage_endpoints():
+            try:
+                runner = await start_blockpage(self.control, endpoint.host, endpoint.port)
+            except OSError as error:
+                log.error("the block page could not start on %s: %s", endpoint, _explain_bind_error(error))
+                continue
+            self._web_runners.append(runner)
+            host, port = runner.addresses[0][:2]
+            log.info("block page on http://%s/", Endpoint(host, port))
+
+    def _blockpage_endpoints(self) -> list[Endpoint]:
+        if self.config.web.blockpage_listen is not None:
+            return [self.config.web.blockpage_listen]
+        blocking = self.config.blocking
+        uses_page = blocking.mode == "blockpage" or any(g.block_mode == "blockpage" for g in self.config.groups)
+        return [Endpoint(a, 80) for a in (blocking.page_ipv4, blocking.page_ipv6) if a] if uses_page else []
+
     async def _enforce_retention_forever(self) -> None:
         while True:
             try:
@@ -320,6 +362,8 @@ class Service:
             self._builder.shutdown(cancel_futures=True)
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
+        for runner in self._web_runners:
+            await runner.cleanup()
         self.stopped.set()
 
     def _warn_restart_needed(self, new: Config) -> None:

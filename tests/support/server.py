@@ -111,6 +111,7 @@ def base_config(upstream_port: int, **overrides) -> dict:
         "upstream": {"servers": [f"127.0.0.1:{upstream_port}"], "timeout": "1s"},
         "data_dir": "data",
         "log": {"level": "info"},
+        "web": {"listen": None},  # tests that use the console turn it on with port 0
     }
     config.update(overrides)
     return config
