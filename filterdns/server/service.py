@@ -21,6 +21,7 @@ from pathlib import Path
 
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config, Endpoint
+from filterdns.logsetup import configure_logging
 from filterdns.metrics import Metrics
 from filterdns.policy.categories import CategorySet, build_category_set, release_free_memory
 from filterdns.policy.engine import PolicyEngine
@@ -253,7 +254,13 @@ class Service:
         and arrive as a few large byte strings; only the small rest is built in a thread."""
         if categories is None and config.categories:
             if self._builder is None:
-                self._builder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._builder = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    # The child logs list problems; it must log like this process does.
+                    initializer=configure_logging,
+                    initargs=(logging.getLevelName(logging.getLogger().level).lower(), self.config.log.format),
+                )
             categories = await asyncio.get_running_loop().run_in_executor(
                 self._builder, build_category_set, config.categories, lists_cache_dir(config), _base_dir(config)
             )
