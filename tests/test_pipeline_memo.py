@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import dns.message
+import dns.rdatatype
 import pytest
 
 from filterdns.config.loader import load_config
@@ -19,7 +20,7 @@ data_dir: data
 categories:
   games: {{domains: [games.example]}}
 groups:
-  pupils: {{networks: [127.0.0.0/8], block: [games]}}
+  pupils: {{networks: [127.0.0.0/8], block: [games], safe_search: {{search: true, youtube: strict}}}}
 """
 
 
@@ -62,3 +63,18 @@ async def test_an_override_or_a_policy_swap_is_seen_by_the_very_next_packet(serv
     await service.rebuild_lists()  # a new engine: no overrides, generation counted anew
     again = dns.message.from_wire(pipeline.answer(packet("www.games.example", 3), "127.0.0.1", "udp"))
     assert again.answer[0][0].to_text() == "0.0.0.0"
+
+
+async def test_safe_search_answers_are_built_once_then_served_from_the_cache(service, monkeypatch):
+    pipeline = service.pipeline
+    built = []
+    original = service.pipeline.forwarder.rewrite
+    monkeypatch.setattr(pipeline.forwarder, "rewrite", lambda *args: built.append(args) or original(*args))
+    first = pipeline.answer(packet("www.google.com", 1), "127.0.0.1", "udp")
+    first = await first if not isinstance(first, bytes) else first
+    pipeline._memo.clear()  # as if the next second had begun
+    second = pipeline.answer(packet("www.google.com", 2), "127.0.0.1", "udp")
+    assert isinstance(second, bytes) and len(built) == 1
+    answer = dns.message.from_wire(second).answer
+    assert answer[0].rdtype == dns.rdatatype.CNAME and answer[0][0].to_text() == "forcesafesearch.google.com."
+    assert second[2:] == first[2:] or answer[1][0].to_text() == dns.message.from_wire(first).answer[1][0].to_text()

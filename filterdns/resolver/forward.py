@@ -14,7 +14,7 @@ import dnslib
 
 from filterdns.resolver.cache import AnswerCache
 from filterdns.resolver.upstream import UpstreamError, UpstreamPool, UpstreamUnavailable
-from filterdns.wire.answer import encode_name
+from filterdns.wire.answer import cname_rewrite, encode_name
 from filterdns.config.model import CacheConfig
 from filterdns.wire.query import AA, AD, CD, RD, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_CNAME, TYPE_OPT, Query, parse_query
 from filterdns.wire.records import WireError, parse_layout, skip_name, without_opt
@@ -40,6 +40,20 @@ class Forwarder:
 
     def cname_targets(self, query: Query) -> tuple[str, ...]:
         return self._cname_targets.get(query.cache_key, ())
+
+    def cached_rewrite(self, query: Query, target: str) -> bytes | None:
+        """A safe-search answer built earlier for this question and target, TTLs counted down."""
+        return self.cache.get(_rewrite_key(query, target), query.raw[:2], query.raw[12 : query.question_end])
+
+    def rewrite(self, query: Query, target: str, target_answer: bytes) -> bytes:
+        """Build the safe-search answer (``name CNAME target`` plus the target's records) and
+        keep it, so it is built once per TTL rather than for every query."""
+        body = cname_rewrite(query, target, target_answer)
+        try:
+            self.cache.put(_rewrite_key(query, target), body)
+        except WireError:
+            pass  # not cacheable; it is still a valid answer for this query
+        return body
 
     @staticmethod
     def target_query(query: Query, target: str) -> Query:
@@ -84,6 +98,11 @@ class Forwarder:
         return self.cache.get_stale(
             query.cache_key, query.raw[:2], query.raw[12 : query.question_end], self._stale_max_age, self._stale_ttl
         )
+
+
+def _rewrite_key(query: Query, target: str) -> bytes:
+    """Cache key of a safe-search answer: never equal to a plain question's key."""
+    return query.cache_key + b"\xffsafe-search:" + target.encode()
 
 
 def upstream_query(query: Query) -> bytes:

@@ -182,16 +182,21 @@ class QueryPipeline:
         self, query: Query, client: Client, decision: Decision, started: float, transport: str, max_size: int
     ) -> Answer:
         """Safe search: ``name CNAME target`` plus the target's addresses. The target is
-        resolved like any other query (cache first) and the combined answer is not cached
-        under the original name, so turning safe search off takes effect at once."""
+        resolved like any other query (cache first). The combined answer is cached under its
+        own key, never under the original name, so turning safe search off takes effect at once."""
         if query.qtype not in (TYPE_A, TYPE_AAAA):
             # Other types of a search engine's name (HTTPS/SVCB hints, MX...) would leak the
             # unfiltered address; answer with the alias alone.
-            return self._finish_rewrite(query, client, decision, started, transport, max_size, None)
+            body = cname_rewrite(query, decision.rewrite_target, None)
+            return self._finish_rewrite(query, client, decision, started, transport, max_size, body)
+        body = self.forwarder.cached_rewrite(query, decision.rewrite_target)
+        if body is not None:
+            return self._finish_rewrite(query, client, decision, started, transport, max_size, body)
         target = self.forwarder.target_query(query, decision.rewrite_target)
         cached = self.forwarder.cached(target)
         if cached is not None:
-            return self._finish_rewrite(query, client, decision, started, transport, max_size, cached)
+            body = self.forwarder.rewrite(query, decision.rewrite_target, cached)
+            return self._finish_rewrite(query, client, decision, started, transport, max_size, body)
         return self._rewrite_upstream(query, client, decision, started, transport, max_size, target)
 
     async def _rewrite_upstream(
@@ -203,7 +208,8 @@ class QueryPipeline:
             reply = error_response(query.raw, RCODE_SERVFAIL, query.question_end, query)
             self._record(query, client, decision, started, transport, "", reply, verdict="error")
             return reply
-        return self._finish_rewrite(query, client, decision, started, transport, max_size, response)
+        body = self.forwarder.rewrite(query, decision.rewrite_target, response)
+        return self._finish_rewrite(query, client, decision, started, transport, max_size, body)
 
     def _finish_rewrite(
         self,
@@ -213,10 +219,9 @@ class QueryPipeline:
         started: float,
         transport: str,
         max_size: int,
-        target_answer: bytes | None,
+        body: bytes,
     ) -> bytes:
         subnet = query.client_subnet if client.subnet_trusted else None
-        body = cname_rewrite(query, decision.rewrite_target, target_answer)
         reply = fit_to_size(self._finish(body, query, subnet), max_size)
         self._record(query, client, decision, started, transport, "policy", reply, verdict="rewritten")
         return reply

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
-import multiprocessing
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config, Endpoint
-from filterdns.logsetup import configure_logging
 from filterdns.metrics import Metrics
+from filterdns.policy.build_process import build_in_child
 from filterdns.policy.categories import CategorySet, build_category_set, release_free_memory
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
@@ -108,7 +107,6 @@ class Service:
         self._web_runners: list = []
         self._background: list[asyncio.Task] = []
         self._reload_lock = asyncio.Lock()
-        self._builder: ProcessPoolExecutor | None = None
         self.stopped = asyncio.Event()
 
     @property
@@ -249,22 +247,22 @@ class Service:
             self._swap(policy)
 
     async def _build_policy(self, config: Config, categories: CategorySet | None = None) -> Policy:
-        """Build a policy without stalling DNS. Building a large index holds the interpreter
-        lock for long stretches, so the lists are parsed and indexed in a separate process
-        and arrive as a few large byte strings; only the small rest is built in a thread."""
+        """Build a policy without stalling DNS: the lists are parsed and indexed in a child
+        process (see ``build_process``); only the small rest is built in a thread."""
         if categories is None and config.categories:
-            if self._builder is None:
-                self._builder = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    # The child logs list problems; it must log like this process does.
-                    initializer=configure_logging,
-                    initargs=(logging.getLevelName(logging.getLogger().level).lower(), self.config.log.format),
-                )
-            categories = await asyncio.get_running_loop().run_in_executor(
-                self._builder, build_category_set, config.categories, lists_cache_dir(config), _base_dir(config)
+            categories = await build_in_child(
+                config.categories,
+                lists_cache_dir(config),
+                _base_dir(config),
+                log_level=logging.getLevelName(logging.getLogger().level).lower(),
+                log_format=config.log.format,
             )
-        return await asyncio.to_thread(build_policy, config, categories)
+        policy = await asyncio.to_thread(build_policy, config, categories)
+        # What is built at load time lives until the next reload: keep the garbage collector's
+        # full passes from walking it (they caused 100+ ms pauses with large lists).
+        gc.collect()
+        gc.freeze()
+        return policy
 
     def _apply_overrides(self, overrides: list[Override]) -> None:
         self.overrides = overrides
@@ -365,8 +363,6 @@ class Service:
             log.warning("the query log did not finish writing within %.0f s", DRAIN_TIMEOUT)
         await self.upstream.close()
         await self.store.close()
-        if self._builder is not None:
-            self._builder.shutdown(cancel_futures=True)
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
         for runner in self._web_runners:
