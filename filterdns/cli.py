@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--web-listen", type=_endpoint, metavar="HOST:PORT", help="staff console address (default 127.0.0.1:8080)")
     serve.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     serve.add_argument("--user", help="switch to this user after binding (when started as root)")
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the ports (SO_REUSEPORT)")
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
     check = commands.add_parser("check-config", help="validate a config file and its lists")
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, argv)
     if args.command == "check-config":
         return _check_config(args.config)
     if args.command == "policy":
@@ -87,7 +89,20 @@ def _load(path: Path | None) -> Config:
     return load_config(path)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _without_listen(argv: list[str]) -> list[str]:
+    """The command line minus --listen: the supervisor gives workers the resolved ports."""
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--listen":
+            skip = True
+        elif not word.startswith("--listen="):
+            kept.append(word)
+    return kept
+
+
+def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
         config = _load(args.config)
     except ConfigError as error:
@@ -101,6 +116,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not config.upstream.servers:
         log.error("no upstream resolvers configured: add upstream.servers or --upstream HOST:PORT")
         return 2
+    if config.server.workers > 1 and args.worker_index is None:
+        from filterdns.server.workers import supervise
+
+        return asyncio.run(supervise(config, _without_listen(sys.argv[1:] if argv is None else argv)))
     from filterdns.server.service import run_service  # imports the whole server stack
 
     if config.server.uvloop and not args.no_uvloop:
@@ -122,6 +141,10 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         server = dataclasses.replace(server, uvloop=False)
     if args.user:
         server = dataclasses.replace(server, user=args.user)
+    if args.workers:
+        server = dataclasses.replace(server, workers=args.workers)
+    if args.worker_index is not None:
+        server = dataclasses.replace(server, worker_index=args.worker_index)
     if args.upstream:
         upstream = dataclasses.replace(upstream, servers=tuple(UpstreamServerConfig(e) for e in args.upstream))
     changes: dict = {"server": server, "upstream": upstream}

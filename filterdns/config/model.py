@@ -72,6 +72,9 @@ class ServerConfig:
     udp_receive_buffer: int = 4 * 1024 * 1024
     uvloop: bool = True
     workers: int = 1
+    # Set by the --workers supervisor for each worker; worker 0 also runs the console,
+    # metrics, list downloads and retention.
+    worker_index: int = 0
     # After binding, switch to this unprivileged user (when started as root).
     user: str | None = None
 

@@ -45,6 +45,7 @@ log = logging.getLogger("filterdns.service")
 
 DRAIN_TIMEOUT = 5.0
 RETENTION_INTERVAL = 3600.0
+LIST_FOLLOW_INTERVAL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,19 +150,24 @@ class Service:
             self._udp.append(listener)
             self._tcp_servers.append(server)
         # The console and the block page bind before root is dropped: port 80 and a TLS key
-        # readable only by root both need it.
-        await self._start_web()
+        # readable only by root both need it. With several workers, worker 0 runs them.
+        primary = config.server.worker_index == 0
+        if primary:
+            await self._start_web()
         if config.server.user:
             drop_privileges(config.server.user, config.data_dir)
         # Everything that writes files or opens outbound sockets starts after the switch.
         await self.upstream.start()
         await self.recorder.start()
-        if config.metrics_listen is not None:
+        if config.metrics_listen is not None and primary:
             self._metrics_runner = await self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
-        if any(source.is_url for category in config.categories for source in category.sources):
+        if primary and any(source.is_url for category in config.categories for source in category.sources):
             self._background.append(asyncio.create_task(self._refresh_lists_forever()))
-        self._background.append(asyncio.create_task(self._enforce_retention_forever()))
+        if primary:
+            self._background.append(asyncio.create_task(self._enforce_retention_forever()))
+        else:
+            self._background.append(asyncio.create_task(self._follow_list_downloads()))
         self._background.append(asyncio.create_task(self.sync.run()))
         # Announced last: whoever waits for these lines (an admin, a test) may use everything.
         for listener in self._udp:
@@ -331,6 +337,17 @@ class Service:
         uses_page = blocking.mode == "blockpage" or any(g.block_mode == "blockpage" for g in self.config.groups)
         return [Endpoint(a, 80) for a in (blocking.page_ipv4, blocking.page_ipv6) if a] if uses_page else []
 
+    async def _follow_list_downloads(self) -> None:
+        """Workers other than 0 do not download; they rebuild when worker 0 has stored new
+        copies of the lists."""
+        seen = _newest_copy(lists_cache_dir(self.config))
+        while True:
+            await asyncio.sleep(LIST_FOLLOW_INTERVAL)
+            newest = _newest_copy(lists_cache_dir(self.config))
+            if newest > seen:
+                seen = newest
+                await self.rebuild_lists()
+
     async def _enforce_retention_forever(self) -> None:
         while True:
             try:
@@ -383,6 +400,14 @@ class Service:
             len(policy.categories.names),
             len(policy.categories.index),
         )
+
+
+def _newest_copy(folder: Path) -> float:
+    """Modification time of the newest file in ``folder`` (0 when there is none)."""
+    try:
+        return max((entry.stat().st_mtime for entry in folder.iterdir()), default=0.0)
+    except OSError:
+        return 0.0
 
 
 def _list_sizes(categories: CategorySet) -> dict[str, int]:
