@@ -57,4 +57,5 @@ EXPOSE 53/udp 53/tcp 8080 9153
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD python -c "import os,socket,sys; q=os.urandom(2)+bytes.fromhex('01000001000000000000')+b''.join(bytes([len(l)])+l for l in (b'healthcheck',b'filterdns'))+bytes.fromhex('0000010001'); s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(8); s.connect(('127.0.0.1',53)); s.send(q); r=s.recv(512); sys.exit(0 if r[:2]==q[:2] and r[2]&0x80 else 1)"
 
-CMD ["filterdns", "serve", "-c", "/etc/filterdns/config.yaml", "--listen", "0.0.0.0:53", "--data-dir", "/data"]
+CMD ["filterdns", "serve", "-c", "/etc/filterdns/config.yaml", "--listen", "0.0.0.0:53", "--data-dir", "/data", \
+     "--web-listen", "0.0.0.0:8080", "--metrics", "0.0.0.0:9153"]
