@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run_command(args, argv)
+    except _Exit as stop:
+        return stop.code
+
+
+def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.command == "serve":
         return _serve(args, argv)
     if args.command == "check-config":
@@ -74,19 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "policy":
         return asyncio.run(_export_policy(args))
     if args.command == "user":
-        try:
-            config = _load(args.config)
-        except (ConfigError, OSError) as error:
-            print(f"filterdns: the configuration has problems:\n{error}", file=sys.stderr)
-            return 2
-        return users_cli.main(args, config)
+        return users_cli.main(args, _load(args.config))
     return _explain(args)
 
 
+class _Exit(Exception):
+    """A command cannot go on; the message has been printed."""
+
+    def __init__(self, code: int):
+        self.code = code
+
+
 def _load(path: Path | None) -> Config:
-    if path is None:
-        return default_config()
-    return load_config(path)
+    """The config file (or the embedded default), or ``_Exit`` with the problems printed."""
+    try:
+        return default_config() if path is None else load_config(path)
+    except ConfigError as error:
+        print(f"filterdns: the configuration has problems:\n{error}", file=sys.stderr)
+    except OSError as error:
+        print(f"filterdns: cannot read the configuration: {error}", file=sys.stderr)
+    raise _Exit(2)
 
 
 def _without_listen(argv: list[str]) -> list[str]:
@@ -103,15 +117,7 @@ def _without_listen(argv: list[str]) -> list[str]:
 
 
 def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
-    try:
-        config = _load(args.config)
-    except ConfigError as error:
-        print(f"filterdns: the configuration has problems:\n{error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"filterdns: cannot read the configuration: {error}", file=sys.stderr)
-        return 2
-    config = apply_overrides(config, args)
+    config = apply_overrides(_load(args.config), args)
     configure_logging(args.log_level or config.log.level, config.log.format)
     if not config.upstream.servers:
         log.error("no upstream resolvers configured: add upstream.servers or --upstream HOST:PORT")
@@ -189,11 +195,7 @@ def _check_config(path: Path) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as error:
-        print(f"filterdns: {error}", file=sys.stderr)
-        return 2
+    config = _load(args.config)
     from filterdns.server.service import build_policy
 
     try:
@@ -228,11 +230,7 @@ async def _export_policy(args: argparse.Namespace) -> int:
     """The newest policy revision from the store (the file's own policy if there is none yet)."""
     from filterdns.store import StoreError, open_store
 
-    try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as error:
-        print(f"filterdns: {error}", file=sys.stderr)
-        return 2
+    config = _load(args.config)
     try:
         store = await open_store(config.store, config.data_dir)
     except StoreError as error:
