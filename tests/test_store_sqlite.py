@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from filterdns.store.base import load_migrations
 from filterdns.store import StoreError, StoreConfig, StoreSink, open_store
 from filterdns.store.sqlite import SQLiteStore
 
@@ -77,7 +78,8 @@ async def test_file_is_in_wal_mode_in_the_data_dir(tmp_path: Path) -> None:
         assert store.path == tmp_path / "data" / "filterdns.db"
         conn = sqlite3.connect(store.path)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        latest = load_migrations("schema_sqlite.sql")[-1][0]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(v,) for v in range(1, latest + 1)]
         conn.close()
     finally:
         await store.close()

@@ -140,6 +140,17 @@ class ReviewRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentProfile:
+    """What a parent account has beyond its ``User`` row (whose ``groups`` are the classes
+    the parent may see): their children as (child name, group) pairs, and the language of
+    their pages ("" means the browser's choice)."""
+
+    user: str
+    children: tuple[tuple[str, str], ...]
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventFilter:
     """Which query events to find. ``None`` means "any"; ``groups`` restricts to a scope
     (an empty tuple matches nothing). ``domain`` matches the name and names under it;
@@ -251,6 +262,7 @@ _REVIEW_COLUMNS = (
     'id, created, node, name, group_name AS "group", client, reason, status, '
     "decided_by, decided_at"
 )
+_PROFILE_COLUMNS = 'user_name AS "user", children, language'
 
 
 def event_rows(events: Sequence[QueryEvent], node: str) -> list[tuple[Any, ...]]:
@@ -348,6 +360,11 @@ def _override(row: Row) -> Override:
 def _audit(row: Row) -> AuditEntry:
     row["detail"] = json.loads(row["detail"])
     return AuditEntry(**row)
+
+
+def _profile(row: Row) -> ParentProfile:
+    row["children"] = tuple((str(child), str(group)) for child, group in json.loads(row["children"]))
+    return ParentProfile(**row)
 
 
 class Store(ABC):
@@ -793,3 +810,80 @@ class Store(ABC):
         audit = await self._execute("DELETE FROM audit_log WHERE time < ?", [now - s.audit_days * DAY])
         sessions = await self._execute("DELETE FROM sessions WHERE expires <= ?", [now])
         return {"events": events, "aggregates": aggregates, "audit": audit, "sessions": sessions}
+
+    # --- parents, one-time password links, server secrets -------------------------------
+
+    async def save_parent_profile(self, user: str, children: Sequence[tuple[str, str]]) -> ParentProfile:
+        """Create a parent's profile or replace their children (the language is kept).
+        The ``users`` row must exist; deleting it deletes the profile."""
+        rows = await self._query(
+            "INSERT INTO parent_profiles (user_name, children, language) VALUES (?, ?, '') "
+            "ON CONFLICT (user_name) DO UPDATE SET children = excluded.children "
+            f"RETURNING {_PROFILE_COLUMNS}",
+            [user, json.dumps([[child, group] for child, group in children])],
+        )
+        return _profile(rows[0])
+
+    async def set_parent_language(self, user: str, language: str) -> bool:
+        """Set the language of a parent's pages ("": the browser's); False if no profile."""
+        return await self._execute(
+            "UPDATE parent_profiles SET language = ? WHERE user_name = ?", [language, user]
+        ) > 0
+
+    async def get_parent_profile(self, user: str) -> ParentProfile | None:
+        rows = await self._query(f"SELECT {_PROFILE_COLUMNS} FROM parent_profiles WHERE user_name = ?", [user])
+        return _profile(rows[0]) if rows else None
+
+    async def list_parent_profiles(self) -> list[ParentProfile]:
+        rows = await self._query(f"SELECT {_PROFILE_COLUMNS} FROM parent_profiles ORDER BY user_name")
+        return [_profile(r) for r in rows]
+
+    async def put_password_token(
+        self, user: str, token_hash: str, expires: float, *, now: float | None = None
+    ) -> None:
+        """Issue ``user``'s one-time password link (its token's hash), replacing any link
+        issued before, which stops working."""
+        await self._execute(
+            "INSERT INTO password_tokens (user_name, token_hash, created, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_name) DO UPDATE SET token_hash = excluded.token_hash, "
+            "created = excluded.created, expires = excluded.expires",
+            [user, token_hash, _now(now), expires],
+        )
+
+    async def password_token_user(self, token_hash: str, *, now: float | None = None) -> str | None:
+        """Whose live password link this is, without using it up (showing the form)."""
+        rows = await self._query(
+            'SELECT user_name AS "user" FROM password_tokens WHERE token_hash = ? AND expires > ?',
+            [token_hash, _now(now)],
+        )
+        return rows[0]["user"] if rows else None
+
+    async def use_password_token(self, token_hash: str, *, now: float | None = None) -> str | None:
+        """Use a password link up: whose it was, or ``None`` if it is unknown, used or
+        expired. Atomic, so a link works once even when submitted twice at once."""
+        rows = await self._query(
+            'DELETE FROM password_tokens WHERE token_hash = ? AND expires > ? RETURNING user_name AS "user"',
+            [token_hash, _now(now)],
+        )
+        return rows[0]["user"] if rows else None
+
+    async def get_secret(self, name: str, candidate: str, *, now: float | None = None) -> str:
+        """The server secret called ``name``. If there is none yet, ``candidate`` (fresh
+        random text from the caller) becomes it; when two nodes race, both get the one that
+        was stored first."""
+        rows = await self._query("SELECT value FROM secrets WHERE name = ?", [name])
+        if not rows:
+            await self._execute(
+                "INSERT INTO secrets (name, value, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                [name, candidate, _now(now)],
+            )
+            rows = await self._query("SELECT value FROM secrets WHERE name = ?", [name])
+        return str(rows[0]["value"])
+
+    async def set_secret(self, name: str, value: str, *, now: float | None = None) -> None:
+        """Replace (rotate) a server secret: whatever the old one signed stops being valid."""
+        await self._execute(
+            "INSERT INTO secrets (name, value, created) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, created = excluded.created",
+            [name, value, _now(now)],
+        )

@@ -122,3 +122,31 @@ CREATE TABLE review_requests (
     decided_at double precision
 );
 CREATE INDEX review_requests_status ON review_requests (status, id);
+
+-- version: 2
+-- Parents (issue 5). A parent is a users row with role 'parent' whose name is their email
+-- address; users.groups holds the class groups whose reports they may read. The profile
+-- adds what only parents have: their children as [child name, group] pairs, and the
+-- language of their pages ('' = the browser's).
+CREATE TABLE parent_profiles (
+    user_name text PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    children jsonb NOT NULL DEFAULT '[]',
+    language text NOT NULL DEFAULT ''
+);
+
+-- One-time "set your password" links, at most one live link per account. Only the
+-- token's SHA-256 is kept; using the link deletes the row.
+CREATE TABLE password_tokens (
+    user_name text PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    token_hash text NOT NULL UNIQUE,
+    created double precision NOT NULL,
+    expires double precision NOT NULL
+);
+
+-- Server secrets shared by every node, e.g. the key that signs shared report links.
+-- A secret is generated once by whichever node needs it first; rotating one replaces it.
+CREATE TABLE secrets (
+    name text PRIMARY KEY,
+    value text NOT NULL,
+    created double precision NOT NULL
+);

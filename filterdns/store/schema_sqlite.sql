@@ -121,3 +121,31 @@ CREATE TABLE review_requests (
     decided_at REAL
 );
 CREATE INDEX review_requests_status ON review_requests (status, id);
+
+-- version: 2
+-- Parents (issue 5). A parent is a users row with role 'parent' whose name is their email
+-- address; users.groups holds the class groups whose reports they may read. The profile
+-- adds what only parents have: their children as [child name, group] pairs, and the
+-- language of their pages ('' = the browser's).
+CREATE TABLE parent_profiles (
+    user_name TEXT PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    children TEXT NOT NULL DEFAULT '[]',
+    language TEXT NOT NULL DEFAULT ''
+);
+
+-- One-time "set your password" links, at most one live link per account. Only the
+-- token's SHA-256 is kept; using the link deletes the row.
+CREATE TABLE password_tokens (
+    user_name TEXT PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    expires REAL NOT NULL
+);
+
+-- Server secrets shared by every node, e.g. the key that signs shared report links.
+-- A secret is generated once by whichever node needs it first; rotating one replaces it.
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created REAL NOT NULL
+);

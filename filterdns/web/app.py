@@ -30,6 +30,7 @@ from filterdns.web import (
     views_dashboard,
     views_lists,
     views_overrides,
+    views_parents,
     views_policy,
     views_querylog,
     views_reviews,
@@ -78,6 +79,7 @@ PAGES: tuple[Callable[[web.Application], None], ...] = (
     views_querylog.setup,
     views_audit.setup,
     views_users.setup,
+    views_parents.setup,
 )
 
 _DEFAULT_MESSAGES = {

@@ -1,0 +1,327 @@
+"""The weekly class report's data: periods of the school day from a real timetable (with a
+holiday), report numbers from synthetic events written to a real SQLite store (hourly
+counts), masking, retention and trend weeks; and the store operations parents need, on
+SQLite and (when installed) PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from filterdns.config.loader import load_config
+from filterdns.config.model import Config, GroupConfig
+from filterdns.reports.periods import Period, Timetable, lesson_schedules
+from filterdns.reports.weekly import (
+    Count,
+    ReportSettings,
+    Week,
+    WeeklyReport,
+    clamp_week,
+    find_group,
+    load_report,
+)
+from filterdns.resolver.events import QueryEvent
+from filterdns.store import DAY, Store, StoreConfig, open_store
+
+LONDON = ZoneInfo("Europe/London")
+# Monday 9 March 2026; London is on GMT (UTC+0) until 29 March.
+MONDAY = date(2026, 3, 9)
+HOLIDAY = "2026-03-11"  # the Wednesday of that week
+NOW = datetime(2026, 3, 20, 12, 0, tzinfo=LONDON).timestamp()
+
+CONFIG = f"""
+timezone: Europe/London
+categories:
+  social: {{description: "Social networks such as Instagram.", domains: [social.example]}}
+  games: {{description: "Online games.", domains: [games.example]}}
+  adult: {{description: "Adult sites.", domains: [adult.example]}}
+schedules:
+  lessons:
+    weekly:
+      mon-fri: ["08:45-10:45", "11:05-12:25", "13:15-15:15"]
+    exceptions:
+      - {{name: Strike day, dates: "{HOLIDAY}"}}
+  lunch:
+    weekly:
+      mon-fri: ["12:25-13:15"]
+  after-school:
+    weekly:
+      mon-fri: ["15:15-17:30"]
+groups:
+  7b:
+    networks: [10.0.7.0/24]
+    block: [adult, games]
+    rules:
+      - {{during: lessons, block: [social]}}
+      - {{during: lunch, allow: [games]}}
+    deny: [blocked-one-by-one.example]
+    safe_search: {{search: true, youtube: strict}}
+  8c:
+    networks: [10.0.8.0/24]
+    block: [adult]
+    rules:
+      - {{during: lunch, allow: [games]}}
+  club:
+    networks: [10.0.9.0/24]
+    rules:
+      - {{during: after-school, block: [games]}}
+default_group: guests
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG)
+    return load_config(path)
+
+
+def group(config: Config, name: str) -> GroupConfig:
+    found = find_group(config, name)
+    assert found is not None
+    return found
+
+
+def at(day: date, hour: int, minute: int = 0) -> float:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON).timestamp()
+
+
+def on(weekday: int, hour: int, minute: int = 0) -> float:
+    """An instant in the test week: weekday 0 is Monday 9 March."""
+    return at(date.fromordinal(MONDAY.toordinal() + weekday), hour, minute)
+
+
+# --- periods ------------------------------------------------------------------------------------
+
+
+def test_periods_of_a_school_day_a_holiday_and_a_weekend(config: Config):
+    timetable = Timetable.for_group(group(config, "7b"), config.schedules, LONDON)
+    assert timetable.has_lessons
+    expected = {
+        on(0, 5, 59): Period.LATE_NIGHT,
+        on(0, 6, 0): Period.BEFORE_SCHOOL,
+        on(0, 8, 44): Period.BEFORE_SCHOOL,
+        on(0, 8, 45): Period.LESSONS,
+        on(0, 10, 50): Period.BREAK,  # morning break
+        on(0, 12, 40): Period.BREAK,  # lunch
+        on(0, 15, 14): Period.LESSONS,
+        on(0, 15, 15): Period.AFTER_SCHOOL,
+        on(0, 21, 59): Period.AFTER_SCHOOL,
+        on(0, 22, 0): Period.LATE_NIGHT,
+        on(2, 9, 30): Period.NO_SCHOOL,  # the holiday: no lessons all day
+        on(2, 23, 0): Period.LATE_NIGHT,
+        on(5, 11, 0): Period.NO_SCHOOL,  # Saturday
+    }
+    assert {t: timetable.period_at(t) for t in expected} == expected
+
+
+def test_an_hour_belongs_to_the_period_covering_most_of_it(config: Config):
+    timetable = Timetable.for_group(group(config, "7b"), config.schedules, LONDON)
+    assert timetable.hour_period(on(0, 8)) is Period.BEFORE_SCHOOL  # 45 min before, 15 in a lesson
+    assert timetable.hour_period(on(0, 10)) is Period.LESSONS  # 45 min lesson, 15 break
+    assert timetable.hour_period(on(0, 12)) is Period.BREAK  # 25 min lesson, 35 lunch
+    assert timetable.hour_period(on(0, 15)) is Period.AFTER_SCHOOL
+    assert timetable.hour_period(on(2, 9)) is Period.NO_SCHOOL
+
+
+def test_which_schedules_are_lessons(config: Config):
+    names = {g: [s.name for s in lesson_schedules(group(config, g), config.schedules)] for g in ("7b", "8c", "club", "guests")}
+    # Blocking rules name the lessons; a group with only "allow" rules uses the schedule
+    # called lessons.
+    assert names == {"7b": ["lessons"], "8c": ["lessons"], "club": ["after-school"], "guests": ["lessons"]}
+    bare = Timetable([], LONDON)
+    assert not bare.has_lessons
+    assert bare.period_at(on(0, 9)) is Period.NO_SCHOOL and bare.period_at(on(0, 23)) is Period.LATE_NIGHT
+
+
+# --- report numbers from the store --------------------------------------------------------------
+
+
+def ev(t: float, name: str, verdict: str = "allowed", category: str = "", group_name: str = "7b") -> QueryEvent:
+    return QueryEvent(
+        time=t, client="10.0.7.21", group=group_name, name=name, qtype=1, verdict=verdict,  # type: ignore[arg-type]
+        reason=f"category:{category}" if category else "", category=category, rcode=0, latency_ms=1.0,
+        answered_by="policy" if verdict != "allowed" else "cache", transport="udp",
+    )  # fmt: skip
+
+
+def blocked(t: float, category: str, n: int, name: str = "x.example", group_name: str = "7b") -> list[QueryEvent]:
+    return [ev(t + i, name, "blocked", category, group_name) for i in range(n)]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(StoreConfig(node="test", aggregates_days=30), tmp_path)
+    yield opened
+    await opened.close()
+
+
+async def week_report(store: Store, config: Config, name: str = "7b", day: date = MONDAY, **settings: Any) -> WeeklyReport:
+    return await load_report(store, config, group(config, name), day, settings=ReportSettings(**settings), now=NOW)
+
+
+async def test_report_counts_categories_periods_and_masks_small_numbers(store: Store, config: Config):
+    await store.insert_events(
+        blocked(on(0, 9, 10), "social", 7, "instagram.com")  # Monday, in a lesson
+        + blocked(on(2, 9, 30), "social", 3, "tiktok.com")  # the holiday
+        + blocked(on(1, 16, 30), "games", 2, "roblox.com")  # after school: fewer than 3
+        + blocked(on(3, 23, 30), "adult", 1, "adult.example")  # late night
+        + blocked(on(4, 12, 50), "", 3, "blocked-one-by-one.example")  # a deny-list block at lunch
+        + [ev(on(0, 7, 30) + i, "bbc.co.uk") for i in range(20)]
+        + [ev(on(4, 12, 40) + i, "www.google.com", "rewritten") for i in range(4)]
+        + blocked(on(0, 9, 10), "social", 50, group_name="8c")  # another class: not counted
+    )
+    report = await week_report(store, config)
+    assert report.week == Week.containing(MONDAY, LONDON) and report.finished
+    assert (report.lookups, report.blocked, report.made_safe) == (Count(40), Count(16), Count(4))
+    lines = {line.category: line for line in report.categories}
+    # Shown counts biggest first, then the masked ones in policy order (adult, games).
+    assert [(line.category, line.blocked.value) for line in report.categories] == [
+        ("social", 10), ("", 3), ("adult", None), ("games", None)
+    ]
+    assert lines["social"].when == "scheduled" and lines["social"].schedules == ("lessons",)
+    assert lines["games"].when == "always" and lines["games"].allowed_during == ("lunch",)
+    assert lines["social"].description == "Social networks such as Instagram." and lines["social"].tips
+    assert lines[""].title == "Individual sites blocked by the school"
+    periods = {line.period: (line.lookups.value, line.blocked.value) for line in report.periods}
+    assert periods == {
+        Period.BEFORE_SCHOOL: (20, None),
+        Period.LESSONS: (7, 7),
+        Period.BREAK: (7, 3),  # the deny-list blocks and the four safe searches at lunch
+        Period.AFTER_SCHOOL: (None, None),
+        Period.LATE_NIGHT: (None, None),
+        Period.NO_SCHOOL: (3, 3),
+    }
+    policy = report.policy
+    assert policy.always == ("adult", "games") and policy.during == (("lessons", ("social",)),)
+    assert policy.allowed_during == (("lunch", ("games",)),) and policy.individual_sites
+    assert policy.safe_search and policy.youtube == "strict" and report.has_timetable
+    # A higher threshold masks more; zero is masked too.
+    stricter = await week_report(store, config, mask_below=11)
+    assert stricter.blocked == Count(16) and all(line.blocked.masked for line in stricter.categories)
+    assert Count.of(0, 3).masked and Count.of(3, 3) == Count(3)
+
+
+async def test_trend_weeks_and_retention(store: Store, config: Config):
+    kept_since = NOW - 30 * DAY
+    previous = date(2026, 3, 2)
+    await store.insert_events(
+        blocked(on(0, 9), "social", 4)
+        + blocked(at(previous, 9), "social", 5)
+        + blocked(at(date(2026, 2, 23), 9), "games", 6)
+        + blocked(kept_since - 3600, "adult", 9)  # older than retention: never shown
+    )
+    report = await week_report(store, config, trend_weeks=8)
+    weeks = [point.week.start for point in report.trend]
+    # Only weeks wholly inside the 30 days kept: from Monday 23 February.
+    assert weeks == [date(2026, 2, 23), date(2026, 3, 2), MONDAY]
+    assert all(point.week.since >= kept_since for point in report.trend)
+    assert [(p.blocked.value, p.current) for p in report.trend] == [(6, False), (5, False), (4, True)]
+    assert report.kept_since == kept_since
+    # Weeks outside the selectable range are moved into it.
+    assert clamp_week(date(2025, 1, 1), LONDON, NOW, kept_since).start == date(2026, 2, 23)
+    assert clamp_week(date(2027, 1, 1), LONDON, NOW, kept_since).start == date(2026, 3, 16)
+    assert clamp_week(None, LONDON, NOW, kept_since).start == date(2026, 3, 16)
+    old = await week_report(store, config, day=date(2026, 2, 16))  # asks for a week before retention
+    assert old.week.start == date(2026, 2, 23) and old.blocked == Count(6)
+    assert "adult" not in {line.category for line in old.categories if not line.blocked.masked}
+
+
+async def test_a_running_week_and_a_group_without_a_timetable(store: Store, config: Config, tmp_path: Path):
+    running = await load_report(store, config, group(config, "7b"), None, settings=ReportSettings(), now=on(2, 12))
+    assert running.week.start == MONDAY and not running.finished
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("groups:\n  7b: {networks: [10.0.7.0/24]}\n")
+    bare = load_config(plain)
+    report = await load_report(store, bare, group(bare, "7b"), MONDAY, settings=ReportSettings(), now=NOW)
+    assert not report.has_timetable and report.categories == () and report.policy.always == ()
+    assert find_group(bare, "default") is bare.groups[-1] and find_group(bare, "nope") is None
+    # The loader always defines the default group; a Config made otherwise still has it.
+    assert find_group(Config(), "default") == GroupConfig("default")
+
+
+def test_report_settings_are_checked():
+    with pytest.raises(ValueError):
+        ReportSettings(mask_below=0)
+    with pytest.raises(ValueError):
+        ReportSettings(trend_weeks=0)
+
+
+# --- store: parents, password links, secrets (both backends) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    from tests.support.postgres import start_server
+
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        yield None
+        return
+    server = start_server()
+    yield server
+    if server is not None:
+        server.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_store(request, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened = await open_store(StoreConfig(node="test"), tmp_path)
+    else:
+        server = request.getfixturevalue("postgres_server")
+        if server is None:
+            pytest.skip("PostgreSQL or asyncpg is not installed")
+        import uuid
+
+        import asyncpg
+
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        conn = await asyncpg.connect(server.dsn())
+        await conn.execute(f"CREATE DATABASE {name}")
+        await conn.close()
+        opened = await open_store(StoreConfig(backend="postgres", dsn=server.dsn(name), node="test"), tmp_path)
+    yield opened
+    await opened.close()
+
+
+async def test_parent_profiles(any_store: Store):
+    store = any_store
+    await store.create_user("ana@example.org", "parent", "!", groups=["7b"])
+    profile = await store.save_parent_profile("ana@example.org", [("Bia", "7b"), ("Caio", "8c")])
+    assert profile.children == (("Bia", "7b"), ("Caio", "8c")) and profile.language == ""
+    assert await store.set_parent_language("ana@example.org", "pt-BR")
+    assert not await store.set_parent_language("nobody@example.org", "pt-BR")
+    again = await store.save_parent_profile("ana@example.org", [("Bia", "7b")])
+    assert again.children == (("Bia", "7b"),) and again.language == "pt-BR"  # language kept
+    assert [p.user for p in await store.list_parent_profiles()] == ["ana@example.org"]
+    await store.delete_user("ana@example.org")
+    assert await store.get_parent_profile("ana@example.org") is None
+
+
+async def test_password_links_work_once_and_expire(any_store: Store):
+    store = any_store
+    await store.create_user("ana@example.org", "parent", "!")
+    await store.put_password_token("ana@example.org", "hash-1", 2000.0, now=1000.0)
+    assert await store.password_token_user("hash-1", now=1500.0) == "ana@example.org"
+    assert await store.password_token_user("hash-1", now=2000.0) is None  # expired
+    await store.put_password_token("ana@example.org", "hash-2", 3000.0, now=1000.0)  # replaces the first
+    assert await store.use_password_token("hash-1", now=1500.0) is None
+    assert await store.use_password_token("hash-2", now=1500.0) == "ana@example.org"
+    assert await store.use_password_token("hash-2", now=1500.0) is None  # used up
+
+
+async def test_secrets_are_made_once_and_rotated(any_store: Store):
+    store = any_store
+    assert await store.get_secret("report-links", "first") == "first"
+    assert await store.get_secret("report-links", "second") == "first"
+    await store.set_secret("report-links", "rotated")
+    assert await store.get_secret("report-links", "third") == "rotated"
+    health = await store.health()
+    assert "schema version 2" in health.detail
