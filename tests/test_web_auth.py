@@ -295,9 +295,11 @@ async def test_navigation_shows_only_what_the_role_may_use(console: Console, nam
         assert f'id="{item}"' not in text
 
 
-async def test_parents_have_no_console_yet(console: Console):
+async def test_parents_get_their_family_page_and_no_console(console: Console):
     await console.logged_in("pat")
-    for path in ("/", "/querylog", "/check?name=a.example&group=7b", "/api/v1/events"):
+    front = await console.client.get("/", allow_redirects=False)
+    assert front.status == 303 and front.headers["Location"] == "/family"
+    for path in ("/querylog", "/check?name=a.example&group=7b", "/api/v1/events"):
         assert (await console.client.get(path)).status == 403
 
 

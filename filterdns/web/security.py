@@ -213,10 +213,13 @@ async def _check_csrf(request: web.Request, principal: Principal | None) -> None
 
 
 def _check_role(request: web.Request, principal: Principal) -> None:
-    """The coarse gate every route passes: parents have no console yet, and viewers never
-    change anything. Handlers check the finer rules (``auth.require``)."""
+    """The coarse gate every route passes: parents have only their family pages (sent there
+    from the console's front page), and viewers never change anything. Handlers check the
+    finer rules (``auth.require``)."""
     role = principal.user.role
     if role == "parent":
+        if request.method == "GET" and request.path == "/":
+            raise web.HTTPSeeOther("/family")
         raise web.HTTPForbidden(text="Parent accounts have no access to the staff console.")
     if role == "viewer" and request.method in UNSAFE_METHODS:
         raise web.HTTPForbidden(text="Viewer accounts can look but not change anything.")
