@@ -186,3 +186,13 @@ def wait_until_answers(proc: Managed, host: str, port_of, deadline_s: float, nam
             except ConnectionRefusedError:  # not bound yet
                 time.sleep(0.02)
     raise TimeoutError(f"{proc.name} did not answer within {deadline_s:.0f} s")
+
+
+def split_cpus(count: int | None = None) -> tuple[str | None, str | None]:
+    """Default pinning in taskset's syntax: (server under test, everything else). The server
+    gets CPU 0 to itself and dnsperf, NSD and the harness share the others; on one CPU
+    nothing is pinned."""
+    count = count or os.cpu_count() or 1
+    if count < 2:
+        return None, None
+    return "0", "1" if count == 2 else f"1-{count - 1}"

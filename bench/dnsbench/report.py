@@ -86,13 +86,13 @@ def render(results: dict) -> str:
          f"latency at {meta['latency_qps']} qps for {meta['latency_s']:g} s, server CPUs {meta['server_cpus']}, "
          f"load CPUs {meta['load_cpus']}, load average {meta['loadavg_1min']['start']} -> {meta['loadavg_1min']['end']}"),
         "",
-        _table(
+        table(
             ["system", "workload", "max qps", "loss %", "NXDOMAIN %", "CPU µs/q", f"p50 ms@{meta['latency_qps']}",
              f"p99 ms@{meta['latency_qps']}", "lat loss %", "RSS MB", "load s"],
             _workload_rows(systems),
         ),
         "",
-        _table(
+        table(
             ["system", "RSS empty list", "RSS idle", "list MB", "RSS after load", "PSS after load", "processes",
              "load s", "empty-list load s", "list load s", "lists loaded s (log)"],
             _memory_rows(systems),
@@ -102,15 +102,15 @@ def render(results: dict) -> str:
     if ratio_table:
         workloads = list(next(iter(ratio_table.values()))["workloads"])
         lines += ["", "filterdns / reference per workload (qps: higher is better; CPU per query, p99: lower is better)",
-                  _table(["reference", "figure", *workloads], _ratio_rows(ratio_table, workloads)),
+                  table(["reference", "figure", *workloads], _ratio_rows(ratio_table, workloads)),
                   "", "filterdns / reference overall (lower is better)",
-                  _table(["reference", "list MB", "RSS after load", "load s", "list load s"], [
+                  table(["reference", "list MB", "RSS after load", "load s", "list load s"], [
                       [ref, _fmt(t["list_mb"], 2), _fmt(t["rss_after_load"], 2), _fmt(t["start_to_answer"], 2),
                        _fmt(t["list_load"], 2)]
                       for ref, t in ratio_table.items()
                   ])]
     if results.get("targets"):
-        lines += ["", "issue 6 targets", _table(["target", "value", "goal", "met"], [
+        lines += ["", "issue 6 targets", table(["target", "value", "goal", "met"], [
             [t["what"], _fmt(t["value"]), t["target"], {True: "yes", False: "NO", None: "n/a"}[t["met"]]]
             for t in results["targets"]
         ])]
@@ -188,7 +188,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return str(value)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table: the first two columns left-aligned (names), the rest right-aligned
+    (figures). Also used by the soak test's report."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     fmt = lambda row: "  ".join(
         str(cell).ljust(width) if i < 2 else str(cell).rjust(width) for i, (cell, width) in enumerate(zip(row, widths)))

@@ -101,20 +101,25 @@ class Resolver:
 
 class FilterDns(Resolver):
     """``record``: "store" (the store only), "jsonl" (the JSON-lines query log; a filterdns that
-    always has a store records there too) or "auto" (the store when this filterdns has one)."""
+    always has a store records there too) or "auto" (the store when this filterdns has one).
+    ``overrides``: sections merged into the school config (key by key, mappings recursively),
+    for runs that need a setting changed, such as the soak test."""
 
     name = "filterdns"
 
-    def __init__(self, upstream_port: int, dataset: Dataset, record: str, extra_args: str):
+    def __init__(self, upstream_port: int, dataset: Dataset, record: str, extra_args: str,
+                 overrides: dict | None = None):
         self.upstream_port = upstream_port
         self.dataset = dataset
         self.record = record
         self.recording = ""
         self.extra_args = shlex.split(extra_args)
+        self.overrides = overrides or {}
 
     def prepare(self, workdir: Path, with_list: bool) -> Prepared:
         lists_dir = self.dataset.list_dir if with_list else self.dataset.empty_list_dir
         config = yaml.safe_load(render("filterdns-school.yaml", upstream_port=self.upstream_port, lists_dir=lists_dir))
+        config = _merged(config, self.overrides)
         self.recording = self._write_config(workdir / "config.yaml", config)
         return Prepared(
             [sys.executable, "-m", "filterdns", "serve", "-c", str(workdir / "config.yaml"), *self.extra_args],
@@ -144,6 +149,17 @@ class FilterDns(Resolver):
         # The query log and the store of a full run are hundreds of MB and never read.
         (workdir / "query-log.jsonl").unlink(missing_ok=True)
         shutil.rmtree(workdir / "data", ignore_errors=True)
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _write_checked(path: Path, config: dict) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 # program -> Debian package
@@ -24,10 +25,11 @@ class MissingTools(RuntimeError):
     pass
 
 
-def ensure_tools(install: bool, say=print) -> None:
-    """Raise ``MissingTools`` (with what to do) when a program is missing and cannot be installed."""
+def ensure_tools(install: bool, say=print, programs: Iterable[str] = tuple(REQUIRED)) -> None:
+    """Raise ``MissingTools`` (with what to do) when one of ``programs`` (default: all of
+    ``REQUIRED``) is missing and cannot be installed."""
     _extend_path()
-    missing = [program for program in REQUIRED if shutil.which(program) is None]
+    missing = [program for program in programs if shutil.which(program) is None]
     if not missing:
         return
     packages = sorted({REQUIRED[program] for program in missing})
