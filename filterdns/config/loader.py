@@ -219,6 +219,21 @@ def _positive_number(value: Any) -> float:
     return float(value)
 
 
+def _at_least_one(value: Any) -> int:
+    """Sizes and counts where 0 would break or mean nothing useful (a queue of 0, 0 workers)."""
+    number = _positive_int(value)
+    if number < 1:
+        raise ValueError(f"'{value}' must be at least 1")
+    return number
+
+
+def _refresh_interval(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 60:
+        raise ValueError(f"'{value}': refreshing lists more often than once a minute only loads their servers")
+    return seconds
+
+
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"'{value}' is not a whole number of 0 or more")
@@ -332,12 +347,12 @@ def _read_server(reader: _Reader) -> ServerConfig:
         "rate_limit": rate_limit,
         "tcp_idle_timeout": reader.get("tcp_idle_timeout", parse_duration, 10.0),
         "tcp_max_connections": reader.get("tcp_max_connections", _positive_int, 1000),
-        "tcp_max_per_client": reader.get("tcp_max_per_client", _positive_int, 50),
+        "tcp_max_per_client": reader.get("tcp_max_per_client", _at_least_one, 50),
         "any_queries": reader.get("any_queries", _choice("minimal", "refuse"), "minimal"),
         "max_pending_upstream": reader.get("max_pending_upstream", _positive_int, 10000),
         "udp_receive_buffer": reader.get("udp_receive_buffer", _positive_int, 4 * 1024 * 1024),
         "uvloop": reader.get("uvloop", _boolean, True),
-        "workers": reader.get("workers", _positive_int, 1),
+        "workers": reader.get("workers", _at_least_one, 1),
         "user": reader.get("user", _text, None),
     }
     reader.finish()
@@ -582,9 +597,9 @@ def _read_web(reader: _Reader, base: Path) -> WebConfig:
     settings = WebSettings(
         session_hours=reader.get("session_hours", _positive_number, settings_defaults.session_hours),
         idle_minutes=reader.get("idle_minutes", _positive_number, settings_defaults.idle_minutes),
-        lock_after=reader.get("lock_after", _positive_int, settings_defaults.lock_after),
+        lock_after=reader.get("lock_after", _at_least_one, settings_defaults.lock_after),
         lock_minutes=reader.get("lock_minutes", _positive_number, settings_defaults.lock_minutes),
-        ip_failures=reader.get("ip_failures", _positive_int, settings_defaults.ip_failures),
+        ip_failures=reader.get("ip_failures", _at_least_one, settings_defaults.ip_failures),
         ip_window_minutes=reader.get("ip_window_minutes", _positive_number, settings_defaults.ip_window_minutes),
     )
     reader.finish()
@@ -658,13 +673,13 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
             "query_log": lambda v: base / str(v),
         },
     )
-    recorder = _read_dataclass(top.sub("recorder"), RecorderConfig, {"queue_size": _positive_int})
+    recorder = _read_dataclass(top.sub("recorder"), RecorderConfig, {"queue_size": _at_least_one})
     metrics_reader = top.sub("metrics")
     metrics_listen = metrics_reader.get("listen", parse_endpoint, None)
     metrics_reader.finish()
     timezone = top.get("timezone", parse_timezone, "UTC")
     lists = _read_dataclass(
-        top.sub("lists"), ListsConfig, {"refresh_interval": parse_duration, "download_timeout": parse_duration}
+        top.sub("lists"), ListsConfig, {"refresh_interval": _refresh_interval, "download_timeout": parse_duration}
     )
     categories = _read_catalogue(ctx, top, base)
     categories.update(_read_categories(ctx, top.node_of("categories"), "categories", base))

@@ -63,6 +63,11 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self._rate > 0
 
+    def set_exempt(self, exempt: NetworkSet) -> None:
+        """Follow a policy change of the trusted forwarders (they are never limited)."""
+        self._exempt = exempt
+        self._buckets.clear()
+
     def check(self, peer: str, now: float) -> str:
         bucket = self._buckets.get(peer)
         if bucket is None:

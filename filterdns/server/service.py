@@ -285,6 +285,7 @@ class Service:
         policy.engine.set_overrides(override_rules(self.overrides))
         if self.pipeline is not None:
             self.pipeline.replace_policy(policy.engine, policy.blocker, policy.identifier)
+            self.pipeline.rate_limiter.set_exempt(NetworkSet(self.config.trusted_forwarders))
         self.policy = policy
         self.metrics.set_list_sizes(_list_sizes(policy.categories))
         self._log_policy(policy)
@@ -388,7 +389,7 @@ class Service:
 
     def _warn_restart_needed(self, new: Config) -> None:
         old = self.config
-        for section in ("server", "upstream", "cache", "metrics_listen", "data_dir", "recorder"):
+        for section in ("server", "upstream", "cache", "metrics_listen", "data_dir", "recorder", "store", "web", "log"):
             if getattr(old, section) != getattr(new, section):
                 log.warning("'%s' changed in the config file; it takes effect after a restart", section)
 
