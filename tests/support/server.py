@@ -20,6 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening for DNS on \[?([0-9a-f.:]+)\]?:(\d+)")
+_CONSOLE = re.compile(r"staff console on (https?://[^\s/]+)")
 
 
 class FilterDnsProcess:
@@ -41,6 +42,16 @@ class FilterDnsProcess:
     def port(self) -> int:
         return self.ports.get("127.0.0.1") or next(iter(self.ports.values()))
 
+    @property
+    def console_url(self) -> str:
+        """The staff console's base URL, e.g. ``http://127.0.0.1:41234`` (config ``web.listen``
+        with port 0). The service logs it before the DNS lines ``__enter__`` waits for."""
+        for line in self.log_lines:
+            match = _CONSOLE.search(line)
+            if match:
+                return match.group(1)
+        raise RuntimeError("no staff console in the log:\n" + "\n".join(self.log_lines[-20:]))
+
     def write_config(self, config: dict | None = None) -> None:
         if config is not None:
             self.config = config
@@ -49,7 +60,8 @@ class FilterDnsProcess:
     def __enter__(self) -> "FilterDnsProcess":
         self.write_config()
         self._expected = len(self.config.get("server", {}).get("listen", [])) or 1
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The repository's own code, whatever copy an editable install points at.
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "filterdns", "serve", "-c", str(self.config_path), *self.extra_args],
             cwd=self.workdir,
