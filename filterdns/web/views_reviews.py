@@ -20,6 +20,9 @@ from filterdns.web.common import CONSOLE_ROLES, NavItem, add_nav, control_of, re
 from filterdns.web.views_policy import problems_of
 
 DECIDE_ROLES = ("admin", "teacher")
+# Approving puts the site on the group's allow list for good: an administrator's decision.
+# A teacher declines, or grants a time-boxed override instead.
+APPROVE_ROLES = ("admin",)
 SHOWN = 100
 DECISIONS: dict[str, Literal["approved", "declined"]] = {"approve": "approved", "decline": "declined"}
 NOTICES = {
@@ -32,7 +35,8 @@ NOTICES = {
 class ReviewRow:
     request: ReviewRequest
     why: str  # why the name is blocked for the group now, in a few words
-    can_decide: bool
+    can_decline: bool
+    can_approve: bool
 
 
 def _why(control, request: ReviewRequest) -> str:
@@ -60,7 +64,12 @@ async def _page(request: web.Request, *, problems: list[str] | None = None, stat
         ]
         requests = sorted(decided, key=lambda r: r.id, reverse=True)[:SHOWN]
     rows = [
-        ReviewRow(r, _why(control, r) if r.status == "pending" else "", r.status == "pending" and _may_decide(user, r))
+        ReviewRow(
+            r,
+            _why(control, r) if r.status == "pending" else "",
+            r.status == "pending" and _may_decide(user, r, "declined"),
+            r.status == "pending" and _may_decide(user, r, "approved"),
+        )
         for r in requests
     ]
     return await render(
@@ -76,8 +85,9 @@ async def _page(request: web.Request, *, problems: list[str] | None = None, stat
     )
 
 
-def _may_decide(user, review: ReviewRequest) -> bool:
-    return user.role in DECIDE_ROLES and can_change_group(user, review.group)
+def _may_decide(user, review: ReviewRequest, decision: str) -> bool:
+    roles = APPROVE_ROLES if decision == "approved" else DECIDE_ROLES
+    return user.role in roles and can_change_group(user, review.group)
 
 
 @require(*CONSOLE_ROLES)
@@ -108,8 +118,13 @@ async def decide(request: web.Request) -> web.StreamResponse:
     review = await _pending_in_scope(request, request_id)
     if review is None:
         return await _page(request, problems=["That request has been decided already or is not one of yours."], status=409)
-    if not _may_decide(user, review):
-        raise web.HTTPForbidden(text="You can only decide requests from your own groups.")
+    if not _may_decide(user, review, decision):
+        raise web.HTTPForbidden(
+            text="Only an administrator can approve (it allows the site for good); "
+            "you can decline, or grant a time-boxed override."
+            if decision == "approved"
+            else "You can only decide requests from your own groups."
+        )
     try:
         await control_of(request).decide_review(request_id, decision, author=user.name)
     except (ConfigError, ValueError) as error:
