@@ -10,21 +10,21 @@ from __future__ import annotations
 
 from filterdns.policy.groups import GroupResolver
 from filterdns.resolver.access import NetworkSet
-from filterdns.wire.query import Query
+from filterdns.wire.query import ClientSubnet, Query
 
 
 class Client:
     """The asking client as far as policy is concerned."""
 
-    __slots__ = ("address", "mac", "group", "subnet_trusted")
+    __slots__ = ("address", "mac", "group", "subnet")
 
-    def __init__(self, address: str, mac: str | None, group: str, subnet_trusted: bool):
+    def __init__(self, address: str, mac: str | None, group: str, subnet: ClientSubnet | None):
         self.address = address
         self.mac = mac
         self.group = group
-        # True when the query's Client Subnet came from a trusted forwarder: the reply then
-        # echoes it with a full scope so the forwarder caches the answer per client.
-        self.subnet_trusted = subnet_trusted
+        # The query's Client Subnet when a trusted forwarder sent it: the reply echoes it with
+        # a full scope so the forwarder caches the answer per client. None otherwise.
+        self.subnet = subnet
 
 
 class ClientIdentifier:
@@ -38,9 +38,9 @@ class ClientIdentifier:
 
     def identify(self, peer: str, query: Query) -> Client:
         if (query.client_subnet is None and query.mac is None) or peer not in self._trusted:
-            return Client(peer, None, self._groups.group_for(peer), False)
+            return Client(peer, None, self._groups.group_for(peer), None)
         address = peer
         subnet = query.client_subnet
         if subnet is not None and subnet.is_single_host():
             address = subnet.address
-        return Client(address, query.mac, self._groups.group_for(address, query.mac), subnet is not None)
+        return Client(address, query.mac, self._groups.group_for(address, query.mac), subnet)

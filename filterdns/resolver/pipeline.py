@@ -142,7 +142,7 @@ class QueryPipeline:
         max_size = TCP_MAX_MESSAGE if transport == "tcp" else min(query.udp_size, SERVER_UDP_PAYLOAD)
         client = self.identifier.identify(peer, query)
         decision = self.policy.decide(client.group, query.name, query.qtype)
-        subnet = query.client_subnet if client.subnet_trusted else None
+        subnet = client.subnet
         if decision.action == "block":
             reply = self.blocker.respond(query, decision, subnet)
             self._record(query, client, decision, started, transport, "policy", reply, memo_key=memo_key)
@@ -163,7 +163,7 @@ class QueryPipeline:
     async def _forward(
         self, query: Query, client: Client, decision: Decision, started: float, transport: str, max_size: int
     ) -> bytes:
-        subnet = query.client_subnet if client.subnet_trusted else None
+        subnet = client.subnet
         try:
             response, label = await self.forwarder.resolve(query)
         except (UpstreamUnavailable, UpstreamOverloaded) as error:
@@ -221,8 +221,7 @@ class QueryPipeline:
         max_size: int,
         body: bytes,
     ) -> bytes:
-        subnet = query.client_subnet if client.subnet_trusted else None
-        reply = fit_to_size(self._finish(body, query, subnet), max_size)
+        reply = fit_to_size(self._finish(body, query, client.subnet), max_size)
         self._record(query, client, decision, started, transport, "policy", reply, verdict="rewritten")
         return reply
 
@@ -235,8 +234,7 @@ class QueryPipeline:
         return None
 
     def _block_alias(self, query: Query, client: Client, decision: Decision, started: float, transport: str) -> bytes:
-        subnet = query.client_subnet if client.subnet_trusted else None
-        reply = self.blocker.respond(query, decision, subnet)
+        reply = self.blocker.respond(query, decision, client.subnet)
         self._record(query, client, decision, started, transport, "policy", reply, reason_prefix="cname:")
         return reply
 
