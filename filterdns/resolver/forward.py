@@ -36,14 +36,14 @@ class Forwarder:
         self._cname_targets: dict[bytes, tuple[str, ...]] = {}
 
     def cached(self, query: Query) -> bytes | None:
-        return self.cache.get(query.cache_key, query.raw[:2], query.raw[12 : query.question_end])
+        return self.cache.get(query.cache_key, query.id_bytes, query.question)
 
     def cname_targets(self, query: Query) -> tuple[str, ...]:
         return self._cname_targets.get(query.cache_key, ())
 
     def cached_rewrite(self, query: Query, target: str) -> bytes | None:
         """A safe-search answer built earlier for this question and target, TTLs counted down."""
-        return self.cache.get(_rewrite_key(query, target), query.raw[:2], query.raw[12 : query.question_end])
+        return self.cache.get(_rewrite_key(query, target), query.id_bytes, query.question)
 
     def rewrite(self, query: Query, target: str, target_answer: bytes) -> bytes:
         """Build the safe-search answer (``name CNAME target`` plus the target's records) and
@@ -96,7 +96,7 @@ class Forwarder:
         if self._stale_max_age <= 0:
             return None
         return self.cache.get_stale(
-            query.cache_key, query.raw[:2], query.raw[12 : query.question_end], self._stale_max_age, self._stale_ttl
+            query.cache_key, query.id_bytes, query.question, self._stale_max_age, self._stale_ttl
         )
 
 
@@ -110,7 +110,7 @@ def upstream_query(query: Query) -> bytes:
     its exact question, and an OPT record carrying only the payload size and the DO bit."""
     raw = query.raw
     flags = bytes([raw[2] & (RD >> 8), raw[3] & (AD | CD)])
-    return raw[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + raw[12 : query.question_end] + _opt_record(query)
+    return raw[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + query.question + _opt_record(query)
 
 
 def _opt_record(query: Query) -> bytes:

@@ -117,7 +117,7 @@ def block_response(
     else:
         address = None
     raw = query.raw
-    question = raw[12 : query.question_end]
+    question = query.question
     if address is not None:
         record = _POINTER_TO_QUESTION + struct.pack("!HHIH", query.qtype, CLASS_IN, ttl, len(address)) + address
         message = response_header(raw, RCODE_NOERROR, 1, ancount=1) + question + record
