@@ -324,4 +324,4 @@ async def test_secrets_are_made_once_and_rotated(any_store: Store):
     await store.set_secret("report-links", "rotated")
     assert await store.get_secret("report-links", "third") == "rotated"
     health = await store.health()
-    assert "schema version 2" in health.detail
+    assert "schema version 3" in health.detail

@@ -24,6 +24,7 @@ import yaml
 from filterdns.config import model
 from filterdns.config.model import (
     WEEKDAYS,
+    AlertRule,
     BlockingConfig,
     CacheConfig,
     CategoryConfig,
@@ -32,8 +33,10 @@ from filterdns.config.model import (
     GroupConfig,
     ListsConfig,
     LogConfig,
+    MailConfig,
     RateLimitConfig,
     RecorderConfig,
+    ReportsConfig,
     SafeSearchConfig,
     ScheduleConfig,
     ScheduledRule,
@@ -552,6 +555,7 @@ def _read_groups(
                 safe_search=safe_search,
                 block_mode=reader.get("block_mode", _block_mode, None),
                 bypass_protection=reader.get("bypass_protection", _boolean, True),
+                site=reader.get("site", _text, ""),
             )
         )
         reader.finish()
@@ -592,6 +596,7 @@ def _read_web(reader: _Reader, base: Path) -> WebConfig:
         "tls_cert": reader.get("tls_cert", lambda v: base / str(v), None),
         "tls_key": reader.get("tls_key", lambda v: base / str(v), None),
         "blockpage_listen": reader.get("blockpage_listen", parse_endpoint, None),
+        "public_url": reader.get("public_url", _http_url, ""),
     }
     settings_defaults = WebSettings()
     settings = WebSettings(
@@ -606,6 +611,147 @@ def _read_web(reader: _Reader, base: Path) -> WebConfig:
     if (values["tls_cert"] is None) != (values["tls_key"] is None):
         reader.ctx.fail(reader.node, "web.tls_cert", "TLS needs both tls_cert and tls_key")
     return WebConfig(settings=settings, **values)
+
+
+def _read_mail(ctx: _Context, reader: _Reader, base: Path) -> MailConfig:
+    """``mail: {host, port, security, username, password | password_file, from, timeout,
+    max_attempts, retry_initial, retry_max}``. The password is best kept in its own file
+    (readable by the service only), so config.yaml can be shared without it."""
+    defaults = MailConfig()
+    password = reader.get("password", _text, "")
+    password_file = reader.get("password_file", lambda v: base / str(v), None)
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            ctx.fail(reader.node_of("password_file"), "mail.password_file", f"cannot read it: {error.strerror}")
+    mail = MailConfig(
+        host=reader.get("host", _text, ""),
+        port=reader.get("port", _port, defaults.port),
+        security=reader.get("security", _choice("none", "starttls", "tls"), defaults.security),
+        username=reader.get("username", _text, ""),
+        password=password,
+        sender=reader.get("from", _mail_address, ""),
+        timeout=reader.get("timeout", _positive_duration, defaults.timeout),
+        max_attempts=reader.get("max_attempts", _at_least_one, defaults.max_attempts),
+        retry_initial=reader.get("retry_initial", _positive_duration, defaults.retry_initial),
+        retry_max=reader.get("retry_max", _positive_duration, defaults.retry_max),
+    )
+    reader.finish()
+    if mail.host and not mail.sender:
+        ctx.fail(reader.node, "mail.from", "sending mail needs a From address (mail.from)")
+    return mail
+
+
+def _read_reports(reader: _Reader) -> ReportsConfig:
+    """``reports: {mask_below, digest: {enabled, day, time}}``."""
+    defaults = ReportsConfig()
+    digest = reader.sub("digest")
+    reports = ReportsConfig(
+        mask_below=reader.get("mask_below", _at_least_one, defaults.mask_below),
+        digest=digest.get("enabled", _boolean, defaults.digest),
+        digest_day=digest.get("day", _weekday, defaults.digest_day),
+        digest_time=digest.get("time", _clock_time, defaults.digest_time),
+    )
+    digest.finish()
+    reader.finish()
+    return reports
+
+
+def _read_alerts(ctx: _Context, reader: _Reader, categories: Iterable[str], groups: Iterable[str]) -> tuple[AlertRule, ...]:
+    """``alerts: {rules: {NAME: {categories, bypass, threshold, within, per, groups, email,
+    webhooks}}}``: the safeguarding alert rules, part of the policy document."""
+    rules: list[AlertRule] = []
+    rules_node = reader.node_of("rules")
+    reader.finish()
+    if rules_node is None:
+        return ()
+    if not isinstance(rules_node.value, dict):
+        ctx.fail(rules_node, "alerts.rules", "expected a mapping of rule names to definitions")
+        return ()
+    known_categories, known_groups = set(categories), set(groups)
+
+    def category(value: Any) -> str:
+        if str(value) not in known_categories:
+            raise ValueError(f"unknown category '{value}'")
+        return str(value)
+
+    def group(value: Any) -> str:
+        if str(value) not in known_groups:
+            raise ValueError(f"unknown group '{value}'")
+        return str(value)
+
+    defaults = AlertRule(name="")
+    for name, (_, node) in rules_node.value.items():
+        rule_reader = _Reader(ctx, node, f"alerts.rules.{name}")
+        rule = AlertRule(
+            name=str(name),
+            categories=rule_reader.get_list("categories", category),
+            bypass=rule_reader.get("bypass", _boolean, False),
+            threshold=rule_reader.get("threshold", _at_least_one, defaults.threshold),
+            window=rule_reader.get("within", _positive_duration, defaults.window),
+            per=rule_reader.get("per", _choice("client", "group"), defaults.per),
+            groups=rule_reader.get_list("groups", group),
+            email=rule_reader.get_list("email", _mail_address),
+            webhooks=rule_reader.get_list("webhooks", _http_url),
+        )
+        rule_reader.finish()
+        if rule_reader.node_of("categories") is None and not rule.bypass:
+            ctx.fail(node, f"alerts.rules.{name}", "a rule needs 'categories' or 'bypass: true'")
+        elif not rule.email and not rule.webhooks:
+            ctx.fail(node, f"alerts.rules.{name}", "a rule needs recipients: 'email' or 'webhooks' (or both)")
+        else:
+            rules.append(rule)
+    return tuple(rules)
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError(f"'{value}' is not a port number")
+    return port
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"'{value}' must be longer than zero")
+    return seconds
+
+
+_MAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
+
+
+def _mail_address(value: Any) -> str:
+    """A mail address, bare or as ``Name <address>``."""
+    text = str(value).strip()
+    inner = text[text.find("<") + 1 : text.rfind(">")] if text.endswith(">") and "<" in text else text
+    if not _MAIL_ADDRESS.fullmatch(inner):
+        raise ValueError(f"'{value}' is not a mail address")
+    return text
+
+
+def _http_url(value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise ValueError(f"'{value}' is not an http:// or https:// URL")
+    return text
+
+
+def _weekday(value: Any) -> str:
+    """One day, ``mon`` or ``monday``, as its weekday key."""
+    day = str(value).strip().lower()
+    if day[:3] not in WEEKDAYS or not "monday tuesday wednesday thursday friday saturday sunday".count(day):
+        raise ValueError(f"'{value}' is not a day of the week (mon ... sun)")
+    return day[:3]
+
+
+def _clock_time(value: Any) -> str:
+    # YAML 1.1 reads an unquoted 07:30 as the sexagesimal number 450.
+    text = f"{value // 60:02d}:{value % 60:02d}" if isinstance(value, int) else str(value).strip()
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+        raise ValueError(f"'{value}' is not a time of day (HH:MM)")
+    return text
 
 
 def _whole_days(value: Any) -> int:
@@ -688,8 +834,11 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
     default_group = top.get("default_group", _text, "default")
     if default_group not in {g.name for g in groups}:
         groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
+    alert_rules = _read_alerts(ctx, top.sub("alerts"), categories, (g.name for g in groups))
     store = _read_store(ctx, top.sub("store"))
     web = _read_web(top.sub("web"), base)
+    mail = _read_mail(ctx, top.sub("mail"), base)
+    reports = _read_reports(top.sub("reports"))
     blocking = _read_dataclass(
         top.sub("blocking"),
         BlockingConfig,
@@ -714,8 +863,11 @@ def build_config(root: _Node, file: str, base: Path) -> Config:
         deny_domains=top.get_list("deny", _domain),
         blocking=blocking,
         protected_categories=top.get_list("protected_categories", _text) or Config().protected_categories,
+        alert_rules=alert_rules,
         store=store,
         web=web,
+        mail=mail,
+        reports=reports,
         source=Path(file) if file != "<embedded default>" else None,
     )
     top.finish()
@@ -776,6 +928,7 @@ POLICY_KEYS = (
     "deny",
     "blocking",
     "protected_categories",
+    "alerts",
 )
 
 
@@ -810,6 +963,7 @@ POLICY_FIELDS = (
     "deny_domains",
     "blocking",
     "protected_categories",
+    "alert_rules",
 )
 
 # The policy of the embedded default: one group for everyone, bypass protection on.

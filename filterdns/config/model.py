@@ -206,6 +206,7 @@ class GroupConfig:
     safe_search: SafeSearchConfig = SafeSearchConfig()
     block_mode: BlockMode | None = None  # None: the global default
     bypass_protection: bool = True
+    site: str = ""  # the school (campus) the group belongs to, for district reports; "" = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,75 @@ class WebConfig:
     # Where the block page is served; by default port 80 of blocking.page_ipv4/page_ipv6.
     blockpage_listen: Endpoint | None = None
     settings: WebSettings = WebSettings()
+    # The console's address as people reach it, for links in mail ("https://filter.school.org").
+    # "" = derived from listen, which only works for readers on the same network.
+    public_url: str = ""
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash, or the URL of ``listen``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        listen = self.listen or Endpoint("127.0.0.1", 8080)
+        host = f"[{listen.host}]" if ":" in listen.host else listen.host
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{listen.port}"
+
+
+MailSecurity = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    """How filterdns sends mail (config section ``mail``): an SMTP relay, and how hard to
+    retry. ``host`` "" means no mail: digests and alert mails wait in the outbox."""
+
+    host: str = ""
+    port: int = 587
+    security: MailSecurity = "starttls"  # "tls": implicit TLS (port 465); "none": plain
+    username: str = ""
+    password: str = ""  # from mail.password or, better, mail.password_file
+    sender: str = ""  # the From header (mail.from), e.g. "Riverside Filter <filter@school.org>"
+    timeout: float = 30.0
+    max_attempts: int = 8  # deliveries tried before a message is marked failed
+    retry_initial: float = 60.0  # first wait after a failure; doubles each time...
+    retry_max: float = 6 * 3600.0  # ...up to this
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    """Parent reports (config section ``reports``): the privacy threshold and the weekly
+    digest's send time, in the policy's time zone."""
+
+    mask_below: int = 3  # counts under this show as "fewer than N"
+    digest: bool = True  # send the weekly digest (needs mail)
+    digest_day: str = "mon"  # a WEEKDAYS key
+    digest_time: str = "07:30"  # HH:MM
+
+
+AlertSubject = Literal["client", "group"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """A safeguarding alert rule (policy section ``alerts.rules``): ``threshold`` matching
+    blocked attempts within ``window`` seconds by one ``per`` (a client or a whole group)
+    raise one alert per burst. Matching means a blocked lookup in one of ``categories``, or,
+    with ``bypass``, any bypass attempt (bypass-category lookups and canary names)."""
+
+    name: str
+    categories: tuple[str, ...] = ()
+    bypass: bool = False
+    threshold: int = 5
+    window: float = 600.0
+    per: AlertSubject = "client"
+    groups: tuple[str, ...] = ()  # () = every group
+    email: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +372,9 @@ class Config:
     blocking: BlockingConfig = BlockingConfig()
     # Categories a teacher's override can never allow (an admin's policy change still can).
     protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
+    alert_rules: tuple[AlertRule, ...] = ()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
+    mail: MailConfig = MailConfig()
+    reports: ReportsConfig = ReportsConfig()
     source: Path | None = None

@@ -26,6 +26,8 @@ from typing import Any, Literal, get_args
 
 from filterdns.config.model import StoreConfig
 from filterdns.resolver.events import QueryEvent, qtype_name, rcode_name
+from filterdns.store.alerts import AlertQueries
+from filterdns.store.outbox import OutboxQueries
 
 Role = Literal["admin", "teacher", "viewer", "parent"]
 OverrideKind = Literal["allow", "block"]
@@ -367,7 +369,7 @@ def _profile(row: Row) -> ParentProfile:
     return ParentProfile(**row)
 
 
-class Store(ABC):
+class Store(OutboxQueries, AlertQueries, ABC):
     """The store's operations. Open with ``filterdns.store.open_store``.
 
     Every method may raise ``StoreError`` when the database is unavailable; callers on the

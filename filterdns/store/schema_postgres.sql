@@ -150,3 +150,66 @@ CREATE TABLE secrets (
     value text NOT NULL,
     created double precision NOT NULL
 );
+
+-- version: 3
+-- Outgoing mail and webhooks (issue 5: weekly digests, safeguarding alerts). Whoever has
+-- something to send adds a row; the node holding the 'outbox' lease delivers it, retrying
+-- with backoff. dedup_key makes enqueueing idempotent, so nothing is sent twice after a
+-- restart (a digest's key names the week and the parent). body_text is the plain-text
+-- part of a mail, or the JSON body of a webhook; headers is a JSON object.
+CREATE TABLE outbox (
+    id bigserial PRIMARY KEY,
+    dedup_key text NOT NULL UNIQUE,
+    channel text NOT NULL CHECK (channel IN ('email', 'webhook')),
+    kind text NOT NULL,
+    recipient text NOT NULL,
+    subject text NOT NULL,
+    body_text text NOT NULL,
+    body_html text NOT NULL,
+    headers jsonb NOT NULL DEFAULT '{}',
+    created double precision NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt double precision NOT NULL,
+    claimed_by text NOT NULL DEFAULT '',
+    sent_at double precision,
+    last_error text NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt);
+CREATE INDEX outbox_created ON outbox (created);
+
+-- Which node does a district-wide job (delivering the outbox, evaluating alerts, queueing
+-- digests) right now. A holder renews its lease; another node takes over once it expires.
+CREATE TABLE leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    expires double precision NOT NULL
+);
+
+-- Whether a parent gets the weekly digest (true) or has unsubscribed (false).
+ALTER TABLE parent_profiles ADD COLUMN digest boolean NOT NULL DEFAULT true;
+
+-- Safeguarding alerts: one row per burst of matching attempts by one subject (a client
+-- address or a group) under one rule (the rule's name in the policy's alerts section).
+-- A burst goes on while attempts keep coming within the rule's window of each other.
+-- categories is a JSON list. Acknowledging sets acknowledged_by/_at and the note.
+CREATE TABLE alerts (
+    id bigserial PRIMARY KEY,
+    rule text NOT NULL,
+    subject_kind text NOT NULL CHECK (subject_kind IN ('client', 'group')),
+    subject text NOT NULL,
+    group_name text NOT NULL,
+    client text NOT NULL,
+    mac text NOT NULL,
+    categories jsonb NOT NULL DEFAULT '[]',
+    first_time double precision NOT NULL,
+    last_time double precision NOT NULL,
+    attempts integer NOT NULL,
+    created double precision NOT NULL,
+    node text NOT NULL,
+    acknowledged_by text,
+    acknowledged_at double precision,
+    note text NOT NULL DEFAULT ''
+);
+CREATE INDEX alerts_subject ON alerts (rule, subject_kind, subject, last_time);
+CREATE INDEX alerts_created ON alerts (created);

@@ -149,3 +149,66 @@ CREATE TABLE secrets (
     value TEXT NOT NULL,
     created REAL NOT NULL
 );
+
+-- version: 3
+-- Outgoing mail and webhooks (issue 5: weekly digests, safeguarding alerts). Whoever has
+-- something to send adds a row; the node holding the 'outbox' lease delivers it, retrying
+-- with backoff. dedup_key makes enqueueing idempotent, so nothing is sent twice after a
+-- restart (a digest's key names the week and the parent). body_text is the plain-text
+-- part of a mail, or the JSON body of a webhook; headers is a JSON object.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    dedup_key TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+    kind TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body_text TEXT NOT NULL,
+    body_html TEXT NOT NULL,
+    headers TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    claimed_by TEXT NOT NULL DEFAULT '',
+    sent_at REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt);
+CREATE INDEX outbox_created ON outbox (created);
+
+-- Which node does a district-wide job (delivering the outbox, evaluating alerts, queueing
+-- digests) right now. A holder renews its lease; another node takes over once it expires.
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+
+-- Whether a parent gets the weekly digest (1) or has unsubscribed (0).
+ALTER TABLE parent_profiles ADD COLUMN digest INTEGER NOT NULL DEFAULT 1;
+
+-- Safeguarding alerts: one row per burst of matching attempts by one subject (a client
+-- address or a group) under one rule (the rule's name in the policy's alerts section).
+-- A burst goes on while attempts keep coming within the rule's window of each other.
+-- categories is a JSON list. Acknowledging sets acknowledged_by/_at and the note.
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL,
+    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('client', 'group')),
+    subject TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    client TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    categories TEXT NOT NULL DEFAULT '[]',
+    first_time REAL NOT NULL,
+    last_time REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    created REAL NOT NULL,
+    node TEXT NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX alerts_subject ON alerts (rule, subject_kind, subject, last_time);
+CREATE INDEX alerts_created ON alerts (created);
