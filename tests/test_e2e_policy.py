@@ -286,3 +286,18 @@ def test_sighup_reload_changes_a_groups_policy(tmp_path):
         server.write_config(policy_config(upstream.port, year8_block=()))
         server.reload()
         assert addresses(ask(server, "tiktok.test", source=YEAR8)) == [address_for("tiktok.test")]
+
+
+def test_sighup_rereads_an_edited_local_list_file(tmp_path):
+    """The config is unchanged, but an admin has added a name to a list file: SIGHUP must
+    build the index again rather than keep the old one."""
+    (tmp_path / "games.txt").write_text("roblox.test\n")
+    with FakeUpstream() as upstream:
+        config = policy_config(upstream.port, year8_block=("games",))
+        config["categories"]["games"] = {"sources": [{"file": "games.txt", "format": "domains"}]}
+        with FilterDnsProcess(config, tmp_path) as server:
+            assert ask(server, "roblox.test", source=YEAR8).rcode() == dns.rcode.NXDOMAIN
+            assert addresses(ask(server, "minecraft.test", source=YEAR8)) == [address_for("minecraft.test")]
+            (tmp_path / "games.txt").write_text("roblox.test\nminecraft.test\n")
+            server.reload()
+            assert ask(server, "minecraft.test", source=YEAR8).rcode() == dns.rcode.NXDOMAIN

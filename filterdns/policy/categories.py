@@ -136,6 +136,26 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+ListStamp = tuple[tuple[str, int, int], ...]
+
+
+def local_list_stamp(categories: Iterable[CategoryConfig], base_dir: Path) -> ListStamp:
+    """Path, modification time and size of every local list file ((-1, -1) if missing): when
+    the stamp changes, an admin has edited a file and the index must be built again even
+    though the configuration is the same."""
+    stamp = []
+    for category in categories:
+        for source in category.sources:
+            if not source.is_url:
+                path = base_dir / source.location
+                try:
+                    info = path.stat()
+                    stamp.append((str(path), info.st_mtime_ns, info.st_size))
+                except OSError:
+                    stamp.append((str(path), -1, -1))
+    return tuple(stamp)
+
+
 def _load_source(
     category: str, source: SourceConfig, cache_dir: Path, base_dir: Path
 ) -> tuple[SourceStatus, ParsedList | None]:

@@ -22,7 +22,13 @@ from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config, Endpoint
 from filterdns.metrics import Metrics
 from filterdns.policy.build_process import build_in_child
-from filterdns.policy.categories import CategorySet, build_category_set, release_free_memory
+from filterdns.policy.categories import (
+    CategorySet,
+    ListStamp,
+    build_category_set,
+    local_list_stamp,
+    release_free_memory,
+)
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
 from filterdns.policy.sources import ListDownloader
@@ -108,6 +114,7 @@ class Service:
         self._web_runners: list = []
         self._background: list[asyncio.Task] = []
         self._reload_lock = asyncio.Lock()
+        self._lists_stamp: ListStamp = ()  # the local list files the current index was built from
         self.stopped = asyncio.Event()
 
     @property
@@ -246,7 +253,11 @@ class Service:
     async def _activate(self, version: PolicyVersion) -> None:
         """Build the policy for ``version`` off the event loop, then swap it in."""
         async with self._reload_lock:
-            same_lists = self.policy is not None and version.config.categories == self.config.categories
+            same_lists = (
+                self.policy is not None
+                and version.config.categories == self.config.categories
+                and local_list_stamp(version.config.categories, _base_dir(version.config)) == self._lists_stamp
+            )
             categories = self.policy.categories if same_lists and self.policy else None
             policy = await self._build_policy(version.config, categories)
             self.config = version.config
@@ -256,6 +267,7 @@ class Service:
         """Build a policy without stalling DNS: the lists are parsed and indexed in a child
         process (see ``build_process``); only the small rest is built in a thread."""
         if categories is None and config.categories:
+            self._lists_stamp = local_list_stamp(config.categories, _base_dir(config))
             categories = await build_in_child(
                 config.categories,
                 lists_cache_dir(config),
