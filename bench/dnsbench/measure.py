@@ -8,11 +8,16 @@ Per system, in this order:
 3. per workload: a warm-up that runs the workload's warm-up file through once (capped at
    ``warmup_cap_s``), a max-rate run (dnsperf unthrottled; the server's CPU time is read
    around it), and a fixed-rate run at ``latency_qps`` with per-query latencies for p50/p99;
-4. RSS after all the load, then stop.
+4. reloads under load (filterdns): a fixed-rate run on the hot workload during which the
+   lists are rebuilt, and another during which the policy changes; the worst latency and the
+   losses of those runs show any stall (issue 6: never more than 50 ms);
+5. RSS after all the load, then stop.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,7 @@ from pathlib import Path
 from dnsbench import dnsperf
 from dnsbench.dataset import Dataset, Workload
 from dnsbench.procs import cpu_seconds, memory_mb
-from dnsbench.systems import Resolver, launch
+from dnsbench.systems import Resolver, Running, launch
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,12 @@ def measure_system(system: Resolver, dataset: Dataset, plan: Plan, workdir: Path
             result["workloads"][workload.name] = _measure_workload(system.name, server.port, server.proc.pid, workload,
                                                                    plan, max_run_hook)
             say(_summary_line(system.name, workload.name, result["workloads"][workload.name]))
+        reloads = system.reloads(server, full_dir)
+        if reloads:
+            result["reloads"] = _measure_reloads(system, server, dataset.workloads[0], plan, reloads)
+            for name, figures in result["reloads"].items():
+                say(f"    {system.name:<9} reload {name:<7} worst {figures['max_ms']} ms  "
+                    f"p99.9 {figures['p999_ms']} ms  loss {figures['loss_pct']:.2f}%  done: {figures['finished']}")
         server.proc.check_alive()
         after = memory_mb(server.proc.pid)
     system.cleanup(full_dir)
@@ -130,6 +141,39 @@ def _measure_workload(system: str, port: int, pid: int, workload: Workload, plan
             "rcodes": fixed.rcodes,
         },
     }
+
+
+STALL_MS = 50.0
+
+
+def _measure_reloads(system: Resolver, server: Running, workload: Workload, plan: Plan,
+                     reloads: dict[str, Callable[[], None]]) -> dict:
+    """One fixed-rate run per kind of reload, started a fifth of the way in. The reload must
+    finish within the run for the figures to count (``finished``)."""
+    length = max(plan.latency_s, 8.0) if plan.latency_s >= 1 else 2.0
+    figures = {}
+    for name, trigger in reloads.items():
+        before = system.reload_count(server)
+        outcome: dict = {}
+        load = threading.Thread(target=lambda: outcome.setdefault("run", dnsperf.run(
+            server.port, workload.latency, plan.load, length, once=False, max_qps=plan.latency_qps, per_query=True)))
+        load.start()
+        time.sleep(length / 5)
+        trigger()
+        load.join()
+        server.proc.check_alive()
+        run = outcome["run"]
+        figures[name] = {
+            "finished": system.reload_count(server) > before,
+            "run_s": length,
+            "qps": round(run.qps, 1),
+            "loss_pct": round(run.loss_pct, 3),
+            "p99_ms": _round(run.percentile_ms(99)),
+            "p999_ms": _round(run.percentile_ms(99.9)),
+            "max_ms": _round(max(run.latencies_ms, default=None)),
+            f"over_{STALL_MS:g}ms": sum(latency > STALL_MS for latency in run.latencies_ms),
+        }
+    return figures
 
 
 def _round(value: float | None) -> float | None:

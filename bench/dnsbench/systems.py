@@ -7,9 +7,11 @@ tells about list loading. Starting, probing and stopping is shared (:func:`launc
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,6 +100,15 @@ class Resolver:
     def cleanup(self, workdir: Path) -> None:
         """Remove what a run leaves behind that nobody reads."""
 
+    def reloads(self, server: Running, workdir: Path) -> dict[str, Callable[[], None]]:
+        """Ways to make the running server (its config in ``workdir``) reload, by name, for
+        the reload-under-load measurement; each starts a reload and returns at once."""
+        return {}
+
+    def reload_count(self, server: Running) -> int:
+        """How many reloads the server's log says it has finished."""
+        return 0
+
 
 class FilterDns(Resolver):
     """``record``: "store" (the store only), "jsonl" (the JSON-lines query log; a filterdns that
@@ -144,6 +155,29 @@ class FilterDns(Resolver):
         if problem is not None:
             raise Unsupported(f"filterdns rejects the benchmark config:\n{problem}")
         return "jsonl"
+
+    def reloads(self, server: Running, workdir: Path) -> dict[str, Callable[[], None]]:
+        def lists() -> None:
+            # Same content, new modification time: the whole index is built again.
+            for path in self.dataset.list_dir.iterdir():
+                os.utime(path)
+            os.kill(server.proc.pid, signal.SIGHUP)
+
+        def policy() -> None:
+            # A policy change (a new revision) with the same lists: the engine is rebuilt.
+            config_file = workdir / "config.yaml"
+            config = yaml.safe_load(config_file.read_text())
+            config["default_group"] = config.get("default_group", "default")
+            group = config["groups"].setdefault(config["default_group"], {}) or {}
+            group["description"] = f"reloaded {self.reload_count(server) + 1}"
+            config["groups"][config["default_group"]] = group
+            config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+            os.kill(server.proc.pid, signal.SIGHUP)
+
+        return {"lists": lists, "policy": policy}
+
+    def reload_count(self, server: Running) -> int:
+        return server.proc.log_text().count("configuration reloaded")
 
     def cleanup(self, workdir: Path) -> None:
         # The query log and the store of a full run are hundreds of MB and never read.

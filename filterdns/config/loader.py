@@ -79,17 +79,27 @@ class _Context:
         self.problems.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
 
 
+# libyaml's parser when PyYAML was built with it (several times faster); same nodes and marks.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """The value of a scalar node as ``yaml.safe_load`` would give it (the composer has
+    already resolved its tag: int, bool, timestamp...)."""
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
 def _to_nodes(node: yaml.Node) -> _Node:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         mapping: dict[str, tuple[_Node, _Node]] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key = _scalar(key_node)
             mapping[str(key)] = (_Node(key, key_node.start_mark.line + 1), _to_nodes(value_node))
         return _Node(mapping, line)
     if isinstance(node, yaml.SequenceNode):
         return _Node([_to_nodes(item) for item in node.value], line)
-    return _Node(yaml.safe_load(yaml.serialize(node)), line)
+    return _Node(_scalar(node), line)
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -788,7 +798,7 @@ def _ip(value: Any) -> str:
 
 def _compose(path: Path) -> _Node:
     with open(path, encoding="utf-8") as stream:
-        root = yaml.compose(stream, Loader=yaml.SafeLoader)
+        root = yaml.compose(stream, Loader=_YAML_LOADER)
     return _to_nodes(root) if root is not None else _Node({}, 1)
 
 
@@ -936,11 +946,11 @@ def policy_document(path: str | Path) -> str:
     """The policy sections of a config file as a YAML document (comments and anchors resolved),
     in a stable form so that an unchanged file gives the same text every time."""
     with open(path, encoding="utf-8") as stream:
-        data = yaml.safe_load(stream) or {}
+        data = yaml.load(stream, Loader=_YAML_LOADER) or {}
     return dump_policy({key: data[key] for key in POLICY_KEYS if key in data})
 
 
-class _PlainDumper(yaml.SafeDumper):
+class _PlainDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """Writes shared values out in full: a policy document is read by people, not parsers."""
 
     def ignore_aliases(self, data: Any) -> bool:
@@ -975,7 +985,7 @@ def config_with_policy(base: Config, document: str, label: str = "policy") -> Co
     ``document`` (a revision from the store or the console). Relative paths in the document
     are relative to the config file's folder. Problems are reported as ``label:LINE: key: ...``."""
     try:
-        node = yaml.compose(document, Loader=yaml.SafeLoader)
+        node = yaml.compose(document, Loader=_YAML_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         raise ConfigError([f"{label}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {error.problem}"]) from None

@@ -66,7 +66,8 @@ class PolicySync:
         return version
 
     async def _import_and_load(self) -> PolicyVersion:
-        text = self.file_text()
+        # YAML work runs in a thread: the event loop keeps answering DNS meanwhile.
+        text = await asyncio.to_thread(self.file_text)
         if await self._last_import_text() != text:
             digest = hashlib.sha256(text.encode()).hexdigest()[:12]
             where = str(self._base.source) if self._base.source else "the embedded default"
@@ -76,7 +77,8 @@ class PolicySync:
         self._imported = True
         latest = await self._store.latest_revision()
         assert latest is not None
-        return PolicyVersion(config_with_policy(self._base, latest.yaml_text, f"revision {latest.id}"), latest.yaml_text, latest.id)
+        config = await asyncio.to_thread(config_with_policy, self._base, latest.yaml_text, f"revision {latest.id}")
+        return PolicyVersion(config, latest.yaml_text, latest.id)
 
     async def _last_import_text(self) -> str | None:
         before = None
@@ -91,7 +93,7 @@ class PolicySync:
 
     async def propose(self, text: str, *, author: str, comment: str) -> int:
         """Validate a new policy document, store it as a revision and apply it here now."""
-        config = config_with_policy(self._base, text)  # raises ConfigError: nothing stored
+        config = await asyncio.to_thread(config_with_policy, self._base, text)  # ConfigError: nothing stored
         revision_id = await self._store.add_revision(text, author, comment)
         await self._switch(PolicyVersion(config, text, revision_id))
         return revision_id
@@ -128,7 +130,7 @@ class PolicySync:
 
     async def _apply_revision(self, revision_id: int, text: str) -> None:
         try:
-            config = config_with_policy(self._base, text, f"revision {revision_id}")
+            config = await asyncio.to_thread(config_with_policy, self._base, text, f"revision {revision_id}")
         except ConfigError as error:
             # Another node (perhaps a newer version) stored something this node cannot read.
             log.error("revision %d is not valid here, keeping revision %s:\n%s", revision_id, self.current and self.current.revision_id, error)
