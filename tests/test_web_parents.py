@@ -324,14 +324,17 @@ def test_accept_language_negotiation():
 
 
 def extracted_messages() -> set[str]:
-    """Every message id the parent pages use: _() in their templates, N_() in Python, and
-    the catalogue's category descriptions."""
+    """Every message id the parent pages and mail use: _() in their templates, N_() in
+    Python, and the catalogue's category descriptions."""
     messages: set[str] = set()
     env = jinja2.Environment(extensions=["jinja2.ext.i18n"])
-    for template in (REPO / "admin_ui" / "templates" / "parents").glob("*.html"):
+    for template in (REPO / "admin_ui" / "templates" / "parents").rglob("*.*"):
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
-    for module in ("filterdns/reports/guidance.py", "filterdns/web/i18n.py", "filterdns/web/views_parents.py"):
+    for module in (
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/web/i18n.py",
+        "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
+    ):  # fmt: skip
         for node in ast.walk(ast.parse((REPO / module).read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "N_":
                 messages.add(node.args[0].value)
@@ -413,6 +416,17 @@ async def test_the_report_never_shows_names_or_clients_and_masks_small_counts(co
     assert re.search(r'id="count-adult"><span class="masked">fewer than 3</span>', english)
     assert "Adult content" in english and "Tips for families" in english
     assert re.search(r'id="count-adult"><span class="masked">menos de 3</span>', pages[3])
+
+
+async def test_the_masking_threshold_comes_from_the_config(console: Console, tmp_path: Path):
+    await seed_week(console)
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(CONFIG_YAML + "reports: {mask_below: 5}\n")
+    console.control.config = load_config(stricter)
+    await console.logged_in("pat")
+    html = await page(console, "/reports/7b")
+    assert re.search(r'id="count-games"><span class="masked">fewer than 5</span>', html)
+    assert not re.search(r'id="count-games">4<', html)
 
 
 async def test_configured_descriptions_are_escaped(console: Console, tmp_path: Path):

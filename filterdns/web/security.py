@@ -11,11 +11,14 @@ CSRF: every POST/PUT/PATCH/DELETE must echo the session's CSRF token, as the for
 ``csrf_token`` or the header ``X-CSRF-Token``. Before login the token is a random value
 in a short-lived cookie ("double submit"), which protects the login and setup forms from
 being submitted by another site. Requests with ``Authorization: Bearer`` carry no
-cookies, so they cannot be forged by a browser and need no token.
+cookies, so they cannot be forged by a browser and need no token. Handlers marked
+``signed_url_post`` are exempt too: the secret is in their URL (an HMAC ``signature``),
+which another site cannot know either.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -72,6 +75,21 @@ def same_secret(supplied: object, expected: str) -> bool:
     if not expected or not isinstance(supplied, str):
         return False
     return hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), expected.encode())
+
+
+def signature(secret: str, *parts: str) -> str:
+    """HMAC-SHA256 of ``parts`` (NUL-separated, the first naming what is signed, so a
+    signature for one purpose is never valid for another), URL-safe base64 unpadded."""
+    digest = hmac.new(secret.encode(), "\0".join(parts).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def signed_url_post(handler: Handler) -> Handler:
+    """Exempt a handler's POSTs from the CSRF check, for links that must work from a mail
+    without a session or a form: RFC 8058 one-click unsubscribe arrives as a bare POST
+    from the mail provider. The handler must verify the ``signature`` in its URL."""
+    handler.signed_url_post = True  # type: ignore[attr-defined]
+    return handler
 
 
 def cookie_names(settings: WebSettings) -> tuple[str, str]:
@@ -196,6 +214,8 @@ def _unauthorized(request: web.Request, message: str) -> web.HTTPException:
 
 async def _check_csrf(request: web.Request, principal: Principal | None) -> None:
     if request.method not in UNSAFE_METHODS or (principal and principal.via == "token"):
+        return
+    if getattr(request.match_info.handler, "signed_url_post", False):
         return
     if principal is not None and principal.session is not None:
         expected = principal.session.csrf_token

@@ -23,11 +23,8 @@ pages (/parents, /reports) are English like the rest of the console.
 
 from __future__ import annotations
 
-import base64
 import csv
 import functools
-import hashlib
-import hmac
 import io
 import re
 import secrets
@@ -84,10 +81,10 @@ from filterdns.web.security import (
     UNSAFE_METHODS,
     same_secret,
     session_token,
+    signature,
     token_hash,
 )
 
-REPORT_SETTINGS = web.AppKey("filterdns.report_settings", ReportSettings)
 LINK_SECRET = "report-links"  # the store secret that signs shared links
 NO_PASSWORD = "!"  # the hash of an account whose password is not set yet: no password matches it
 PASSWORD_LINK_DAYS = 14
@@ -141,9 +138,8 @@ def is_parent(user: User | None) -> bool:
 
 
 def link_signature(secret: str, group: str, expiry: int) -> str:
-    """HMAC-SHA256 of the group and expiry, URL-safe base64 without padding."""
-    digest = hmac.new(secret.encode(), f"report-link\0{group}\0{expiry}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    """What a shared link to ``group`` valid until ``expiry`` carries as its proof."""
+    return signature(secret, "report-link", group, str(expiry))
 
 
 def link_path(group: str, expiry: int, signature: str) -> str:
@@ -230,7 +226,12 @@ async def report_page(
     control = control_of(request)
     now = time.time()
     report = await load_report(
-        control.store, control.config, group, requested_day(request), settings=request.app[REPORT_SETTINGS], now=now
+        control.store,
+        control.config,
+        group,
+        requested_day(request),
+        settings=ReportSettings(mask_below=control.config.reports.mask_below),
+        now=now,
     )
     zone: ZoneInfo = zone_of(request)
     first, last = selectable_weeks(zone, now, retention_start(control.store, now))
@@ -345,11 +346,14 @@ async def family_home(request: web.Request) -> web.StreamResponse:
         children.setdefault(group, []).append(child)
     known = set(all_group_names(control_of(request)))
     classes = [(group, children.get(group, [])) for group in user.groups if group in known]
+    config = control_of(request).config
     context = {
         "classes": classes,
         "saved_language": profile.language if profile else "",
         "languages": i18n.LANGUAGES,
-        "saved": request.query.get("saved") == "1",
+        "saved": request.query.get("saved", ""),  # "1": the language, "digest": the weekly email
+        "digest": profile.digest if profile else True,
+        "digest_offered": config.reports.digest and config.mail.enabled,
     }
     return await family_render(request, "parents/home.html", context)
 
@@ -674,8 +678,6 @@ async def rotate_link_secret(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    if REPORT_SETTINGS not in app:
-        app[REPORT_SETTINGS] = ReportSettings()
     env = aiohttp_jinja2.get_env(app)
     i18n.install(env)
     env.filters["category_title"] = lambda name: category_guidance(name).title

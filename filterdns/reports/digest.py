@@ -1,0 +1,216 @@
+"""The weekly digest: one mail per parent summing up the week of each of their children's
+class groups, in the parent's language, with a link to each full report and a link that
+unsubscribes.
+
+The numbers are those of the weekly class report (``weekly.load_report``), masked the same
+way, so a digest can never say more than the report page does: counts per class, never a
+domain, a client or a device. The mail is rendered from ``parents/mail/digest.txt`` (plain
+text) and ``parents/mail/digest.html`` (simple HTML with inline styles: mail clients drop
+stylesheets), through the same gettext catalogues as the parents' pages.
+
+Which week: the one (Monday to Sunday, school time) holding the day before the send day,
+so a digest sent on Monday covers the week just ended and one sent on Friday the week so
+far.
+"""
+
+from __future__ import annotations
+
+import functools
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from filterdns.config.model import Config
+from filterdns.reports.guidance import GENERAL_TIP, N_
+from filterdns.reports.weekly import ReportSettings, Week, WeeklyReport, find_group, load_report
+from filterdns.store import Store, User
+from filterdns.store.base import ParentProfile
+from filterdns.web import i18n
+from filterdns.web.common import UI_DIR
+from filterdns.web.views_digest import unsubscribe_path, unsubscribe_secret, unsubscribe_token
+
+TEXT_TEMPLATE = "parents/mail/digest.txt"
+HTML_TEMPLATE = "parents/mail/digest.html"
+
+SUBJECT = N_("Online safety at school: week of %(week)s")
+WEEK_IN_ONE_MONTH = N_("%(first)s–%(last)s %(month)s")  # "9–15 November"
+WEEK_ACROSS_MONTHS = N_("%(first)s – %(last)s")  # "26 October – 1 November"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSection:
+    """One class group in a digest: its report, the parent's children in it, and the
+    address of the full report of that week."""
+
+    report: WeeklyReport
+    children: tuple[str, ...]
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """The week's family tip; ``title`` names its category ("" for the general tip)."""
+
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestMail:
+    recipient: str
+    week: Week
+    language: str  # the tag it is written in
+    subject: str
+    text: str
+    html: str
+    unsubscribe_url: str
+
+    @property
+    def dedup_key(self) -> str:
+        """One digest per parent and week, however often it is queued."""
+        return f"digest:{self.week.start.isoformat()}:{self.recipient}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """RFC 2369 / RFC 8058: mail programs show an "unsubscribe" button that works in
+        one click (a POST to the URL, which the console accepts without a session)."""
+        return {"List-Unsubscribe": f"<{self.unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def digest_week(send_day: date, zone: ZoneInfo) -> Week:
+    """The week a digest sent on ``send_day`` covers: the one holding the day before."""
+    return Week.containing(send_day - timedelta(days=1), zone)
+
+
+def week_label(week: Week, translator: i18n.Translator) -> str:
+    """The week as people say it, in the reader's language: "9–15 November", naming both
+    months (or years) when the week spans two."""
+    first, last = week.start, week.end
+    if first.month == last.month:
+        month = translator.gettext(i18n.MONTHS[first.month - 1])
+        return translator.gettext(WEEK_IN_ONE_MONTH) % {"first": first.day, "last": last.day, "month": month}
+    years = first.year != last.year
+    return translator.gettext(WEEK_ACROSS_MONTHS) % {
+        "first": translator.day(first, year=years),
+        "last": translator.day(last, year=years),
+    }
+
+
+def family_tip(reports: Sequence[WeeklyReport], week: Week) -> Tip:
+    """One tip: about the category with the most blocked attempts shown this week; when
+    every count is masked, about one of the classes' blocked categories, taking turns week
+    by week (the same for everyone that week); else the general tip."""
+    lines = list({line.category: line for report in reports for line in report.categories}.values())
+    turn = week.start.toordinal() // 7
+    shown = [line for line in lines if not line.blocked.masked]
+    if shown:
+        line = max(shown, key=lambda line: line.blocked.value or 0)
+    elif lines:
+        line = lines[turn % len(lines)]
+    else:
+        return Tip("", GENERAL_TIP)
+    return Tip(line.title, line.tips[turn % len(line.tips)])
+
+
+@functools.cache
+def mail_environment() -> jinja2.Environment:
+    """Templates for mail: the HTML part autoescaped, the text part not (it is no HTML)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(UI_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    i18n.install(env)
+    env.filters["wrap"] = wrap
+    return env
+
+
+def wrap(text: str, width: int = 72) -> str:
+    """A paragraph of the text part, filled to ``width`` without breaking words or links."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
+
+
+def render_digest(
+    recipient: str, week: Week, sections: Sequence[ClassSection], language: i18n.Language, *, unsubscribe_url: str
+) -> DigestMail:
+    """The digest mail of ``sections`` (the classes' reports of ``week``), in ``language``."""
+    translator = i18n.Translator(language)
+    label = week_label(week, translator)
+    context = {
+        "i18n": translator,
+        "week_label": label,
+        "finished": all(section.report.finished for section in sections),
+        "sections": sections,
+        "mask_below": sections[0].report.mask_below if sections else 0,
+        "tip": family_tip([section.report for section in sections], week),
+        "unsubscribe_url": unsubscribe_url,
+    }
+    env = mail_environment()
+    return DigestMail(
+        recipient=recipient,
+        week=week,
+        language=language.tag,
+        subject=translator.gettext(SUBJECT) % {"week": label},
+        text=env.get_template(TEXT_TEMPLATE).render(context),
+        html=env.get_template(HTML_TEMPLATE).render(context),
+        unsubscribe_url=unsubscribe_url,
+    )
+
+
+class DigestComposer:
+    """Composes the digests of one week, as of ``now``: each class's report is loaded once
+    however many parents get it, with ``config.reports.mask_below``."""
+
+    def __init__(self, store: Store, config: Config, week: Week, *, now: float) -> None:
+        self.store = store
+        self.config = config
+        self.week = week
+        self.now = now
+        self._settings = ReportSettings(mask_below=config.reports.mask_below, trend_weeks=1)
+        self._reports: dict[str, WeeklyReport | None] = {}
+        self._secret: str | None = None
+
+    async def compose(self, user: User, profile: ParentProfile | None) -> DigestMail | None:
+        """``user``'s digest in their language (English if they chose none), covering the
+        class groups they may see; ``None`` if none of them has a report for the week (no
+        groups, groups no longer configured, or a week older than the counts kept)."""
+        children: dict[str, list[str]] = {}
+        for child, group in profile.children if profile else ():
+            children.setdefault(group, []).append(child)
+        sections = []
+        for name in user.groups:
+            report = await self._report(name)
+            if report is not None:
+                sections.append(ClassSection(report, tuple(children.get(name, ())), self._report_url(name)))
+        if not sections:
+            return None
+        if self._secret is None:
+            self._secret = await unsubscribe_secret(self.store)
+        return render_digest(
+            user.name, self.week, sections, i18n.language(profile.language if profile else None),
+            unsubscribe_url=self.config.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
+        )  # fmt: skip
+
+    async def _report(self, name: str) -> WeeklyReport | None:
+        if name not in self._reports:
+            group = find_group(self.config, name)
+            report = None
+            if group is not None:
+                report = await load_report(
+                    self.store, self.config, group, self.week.start, settings=self._settings, now=self.now
+                )
+            # load_report moves a week outside retention to one inside it: not this week.
+            self._reports[name] = report if report is not None and report.week == self.week else None
+        return self._reports[name]
+
+    def _report_url(self, group: str) -> str:
+        query = urlencode({"week": self.week.start.isoformat()})
+        return f"{self.config.web.base_url}/reports/{quote(group, safe='')}?{query}"

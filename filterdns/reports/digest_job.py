@@ -1,0 +1,149 @@
+"""The background job that queues the weekly digest mails.
+
+Once the week's send moment (``reports.digest_day`` at ``reports.digest_time``, in the
+school's time zone, so it follows daylight saving time) has passed, the node holding the
+district-wide "digest" lease composes one digest per parent and puts it in the outbox,
+which delivers it (``filterdns.notify.delivery``) and retries failures. Each digest's
+outbox key names the week and the parent, so however often a pass runs, on however many
+nodes, before or after a restart, a parent gets one digest a week. A service that was
+down at the send moment queues the digests when it comes back, unless that is more than
+``LATE_LIMIT`` after the moment: a week-old summary is no longer worth a mail.
+
+Who gets one: parent accounts that are enabled, are named by an email address, have not
+turned the digest off, and see at least one class group with a report for the week.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from filterdns.config.model import WEEKDAYS, Config, ReportsConfig
+from filterdns.policy.schedule import wall_to_timestamp
+from filterdns.reports.digest import DigestComposer, digest_week
+from filterdns.reports.weekly import Week
+from filterdns.store import DAY, Store, StoreError
+from filterdns.web.views_parents import EMAIL
+
+log = logging.getLogger("filterdns.digest")
+
+LEASE = "digest"
+INTERVAL = 60.0  # seconds between passes
+LEASE_TTL = 3 * INTERVAL  # another node takes over this long after the holder stopped
+LATE_LIMIT = 6 * DAY  # no digest goes out later than this after its send moment
+
+State = Literal["off", "standby", "too-late", "done", "queued"]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRun:
+    """What one pass did. ``state``: "off" (the digest or mail is not configured),
+    "standby" (another node holds the lease), "too-late" (the last send moment is more
+    than ``LATE_LIMIT`` ago), "done" (this job queued the week's digests already), or
+    "queued": ``queued`` digests went into the outbox, ``already`` were there before
+    (queued before a restart, or by another node)."""
+
+    state: State
+    week: Week | None = None
+    queued: int = 0
+    already: int = 0
+
+
+def last_send_moment(reports: ReportsConfig, zone: ZoneInfo, now: float) -> tuple[date, float]:
+    """The latest send moment at or before ``now``: its local day and its POSIX time. The
+    moment is the wall-clock time on that day, so it stays 07:30 across a DST change (a
+    time that does not exist that day is the instant the clocks jump)."""
+    today = datetime.fromtimestamp(now, zone).date()
+    day = today - timedelta(days=(today.weekday() - WEEKDAYS.index(reports.digest_day)) % 7)
+    clock = datetime.strptime(reports.digest_time, "%H:%M").time()
+    moment = wall_to_timestamp(datetime.combine(day, clock), zone)
+    if moment > now:
+        day -= timedelta(weeks=1)
+        moment = wall_to_timestamp(datetime.combine(day, clock), zone)
+    return day, moment
+
+
+class DigestJob:
+    """Queues each week's digests; ``config_provider`` returns the config in force (the
+    policy, and with it the groups, can change while the service runs)."""
+
+    def __init__(self, store: Store, config_provider: Callable[[], Config], *, interval: float = INTERVAL) -> None:
+        self.store = store
+        self.config_provider = config_provider
+        self.interval = interval
+        self._done: date | None = None  # the start of the last week this job queued in full
+
+    async def run_once(self, now: float | None = None) -> DigestRun:
+        """One pass. Store errors propagate (``run_forever`` survives them)."""
+        now = time.time() if now is None else now
+        config = self.config_provider()
+        if not (config.reports.digest and config.mail.enabled):
+            return DigestRun("off")
+        if not await self.store.acquire_lease(LEASE, ttl=LEASE_TTL, now=now):
+            return DigestRun("standby")
+        zone = ZoneInfo(config.timezone)
+        send_day, moment = last_send_moment(config.reports, zone, now)
+        week = digest_week(send_day, zone)
+        if now - moment > LATE_LIMIT:
+            return DigestRun("too-late", week)
+        if self._done == week.start:
+            return DigestRun("done", week)
+        run = await self._queue(config, week, now)
+        self._done = week.start
+        return run
+
+    async def _queue(self, config: Config, week: Week, now: float) -> DigestRun:
+        composer = DigestComposer(self.store, config, week, now=now)
+        profiles = {profile.user: profile for profile in await self.store.list_parent_profiles()}
+        queued = already = 0
+        for user in await self.store.list_users():
+            if user.role != "parent" or user.disabled or not EMAIL.fullmatch(user.name):
+                continue
+            profile = profiles.get(user.name)
+            if profile is not None and not profile.digest:
+                continue
+            mail = await composer.compose(user, profile)
+            if mail is None:
+                continue
+            if await self.store.enqueue_message(
+                dedup_key=mail.dedup_key, channel="email", kind="digest", recipient=mail.recipient,
+                subject=mail.subject, body_text=mail.text, body_html=mail.html, headers=mail.headers, now=now,
+            ):  # fmt: skip
+                queued += 1
+            else:
+                already += 1
+        if queued:
+            log.info("queued %d weekly digest(s) for the week of %s", queued, week.start.isoformat())
+        return DigestRun("queued", week, queued, already)
+
+    async def run_forever(self) -> None:
+        """Pass every ``interval`` seconds until cancelled. Never raises: a failed pass is
+        logged (once per streak of failures) and the next one tries again."""
+        failing = False
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                    if failing:
+                        log.info("weekly digests work again")
+                    failing = False
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    if not failing:
+                        # A store outage is expected now and then; anything else is a bug: trace it.
+                        log.warning("queueing the weekly digests failed (%s); trying again in %g s", error,
+                                    self.interval, exc_info=not isinstance(error, StoreError))  # fmt: skip
+                    failing = True
+                await asyncio.sleep(self.interval)
+        finally:
+            # Another node may take over at once rather than when the lease runs out.
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(LEASE)

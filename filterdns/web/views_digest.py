@@ -1,0 +1,129 @@
+"""The weekly digest mail, on the parents' side: turning it on or off on their page, and
+the unsubscribe link every digest carries.
+
+An unsubscribe link is ``/family/unsubscribe/<token>``: the parent's account name and a
+signature (``security.signature``, keyed with a store secret of its own, so rotating the
+shared report links' key does not break the links in mails already sent). It works
+without logging in, for as long as the account exists:
+
+* GET shows what it will do, with a button: link scanners and mail previews that fetch
+  every link must not unsubscribe anyone;
+* POST unsubscribes. That is the button, and also RFC 8058's one-click unsubscribe, which
+  mail programs send from their own servers without a session or a CSRF token: the route
+  is exempt from the CSRF check (``signed_url_post``), the signature authorises it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from filterdns.store import Store
+from filterdns.web import i18n
+from filterdns.web.auth import audit
+from filterdns.web.common import control_of, public, redirect, user_of
+from filterdns.web.security import same_secret, signature, signed_url_post
+from filterdns.web.views_parents import family_message, family_page, family_render, is_parent, translator_for
+
+# The store secret that signs unsubscribe links, and the purpose their signature names.
+UNSUBSCRIBE_SECRET = "digest-unsubscribe"
+
+
+async def unsubscribe_secret(store: Store) -> str:
+    return await store.get_secret(UNSUBSCRIBE_SECRET, secrets.token_urlsafe(32))
+
+
+def unsubscribe_token(secret: str, account: str) -> str:
+    """``account`` (URL-safe base64) and its signature: the link names whom it is for."""
+    name = base64.urlsafe_b64encode(account.encode()).rstrip(b"=").decode()
+    return f"{name}.{signature(secret, UNSUBSCRIBE_SECRET, account)}"
+
+
+def token_account(secret: str, token: str) -> str | None:
+    """The account an unsubscribe token was made for, or ``None`` if it is not genuine."""
+    name, _, proof = token.rpartition(".")
+    try:
+        account = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return account if same_secret(proof, signature(secret, UNSUBSCRIBE_SECRET, account)) else None
+
+
+def unsubscribe_path(token: str) -> str:
+    return f"/family/unsubscribe/{token}"
+
+
+async def set_digest(store: Store, account: str, on: bool) -> None:
+    if not await store.set_parent_digest(account, on):
+        # An account made on the Users page has no profile yet (its digest is on).
+        await store.save_parent_profile(account, [])
+        await store.set_parent_digest(account, on)
+
+
+async def _link_account(request: web.Request) -> tuple[str, bool] | None:
+    """(parent account, digest on) for a genuine link to a parent account that still exists."""
+    store = control_of(request).store
+    account = token_account(await unsubscribe_secret(store), request.match_info["token"])
+    user = await store.get_user(account) if account else None
+    if user is None or not is_parent(user):
+        return None
+    profile = await store.get_parent_profile(user.name)
+    return user.name, profile.digest if profile else True
+
+
+async def _dead_link(request: web.Request) -> web.Response:
+    return await family_message(request, 404, i18n.N_("This link does not work"), i18n.N_(
+        "Check that you copied all of it, or ask the school for a new one."))  # fmt: skip
+
+
+async def _unsubscribe_page(request: web.Request, account: str, subscribed: bool) -> web.Response:
+    translator = await translator_for(request, account)
+    context = {"account": account, "subscribed": subscribed}
+    return await family_render(request, "parents/unsubscribe.html", context, translator=translator)
+
+
+@public
+async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
+    found = await _link_account(request)
+    if found is None:
+        return await _dead_link(request)
+    return await _unsubscribe_page(request, *found)
+
+
+@signed_url_post
+@public
+async def unsubscribe(request: web.Request) -> web.StreamResponse:
+    """The confirm button, or a mail program's one-click POST (``List-Unsubscribe=One-Click``)."""
+    found = await _link_account(request)
+    if found is None:
+        return await _dead_link(request)
+    account, subscribed = found
+    if subscribed:
+        form = await request.post()
+        await set_digest(control_of(request).store, account, False)
+        via = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "link"
+        await audit(request, account, "parent.unsubscribe", account, via=via)
+    return await _unsubscribe_page(request, account, False)
+
+
+@family_page(login=True)
+async def save_digest(request: web.Request) -> web.StreamResponse:
+    """The "Email me the weekly report" setting on the parent's page."""
+    user = user_of(request)
+    if not is_parent(user):
+        raise web.HTTPForbidden(text="Only parent accounts have a digest setting here.")
+    on = (await request.post()).get("digest") == "on"
+    await set_digest(control_of(request).store, user.name, on)
+    await audit(request, user.name, "parent.digest", user.name, on=on)
+    return redirect("/family?saved=digest")
+
+
+def setup(app: web.Application) -> None:
+    i18n.install(aiohttp_jinja2.get_env(app))  # as views_parents does: idempotent, order-proof
+    app.router.add_get("/family/unsubscribe/{token}", unsubscribe_page, name="unsubscribe")
+    app.router.add_post("/family/unsubscribe/{token}", unsubscribe)
+    app.router.add_post("/family/digest", save_digest)
