@@ -20,7 +20,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from filterdns.config.model import WebSettings
-from filterdns.store import Session, User
+from filterdns.store import Session, StoreError, User
 
 if TYPE_CHECKING:
     from filterdns.server.control import Control
@@ -35,12 +35,14 @@ VERDICTS = ("allowed", "blocked", "rewritten", "error")
 
 @dataclass(frozen=True, slots=True)
 class NavItem:
-    """One link in the navigation bar, shown only to ``roles``."""
+    """One link in the navigation bar, shown only to ``roles``; ``count``, when given,
+    says what number to show next to it (open alerts...; 0 shows none)."""
 
     path: str
     label: str
     roles: tuple[str, ...]
     id: str
+    count: Callable[[web.Request], Awaitable[int]] | None = None
 
 
 @dataclass(slots=True)
@@ -115,12 +117,27 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     principal = principal_of(request)
     role = principal.user.role if principal else None
     csrf = principal.session.csrf_token if principal and principal.session else request.get(PRE_SESSION_CSRF, "")
+    nav = [item for item in request.app[NAV] if role in item.roles]
     return {
         "user": principal.user if principal else None,
-        "nav": [item for item in request.app[NAV] if role in item.roles],
+        "nav": nav,
+        "nav_counts": await nav_counts(request, nav),
         "csrf_token": csrf,
         "current_path": request.path,
     }
+
+
+async def nav_counts(request: web.Request, items: Iterable[NavItem]) -> dict[str, int]:
+    """The numbers next to navigation links, by link id. A store outage just leaves them
+    out: error pages (the store's own included) render the navigation too."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.count is not None:
+            try:
+                counts[item.id] = await item.count(request)
+            except StoreError:
+                pass
+    return counts
 
 
 async def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
