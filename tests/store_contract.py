@@ -365,16 +365,24 @@ class StoreContract:
         await store.create_user("u", "admin", "h")
         await store.create_session("expired", "u", "c", now - 1)
         await store.create_session("live", "u", "c", now + 100)
+        for days in (31, 29):  # sent mail is kept as long as raw events
+            await store.enqueue_message(dedup_key=f"m{days}", channel="email", kind="test", recipient="a@b.example",
+                                        subject="s", body_text="t", now=now - days * DAY)  # fmt: skip
+            (claimed,) = await store.claim_messages(1, now=now - days * DAY)
+            await store.mark_sent(claimed.id, now=now - days * DAY)
+        await store.enqueue_message(dedup_key="pending", channel="email", kind="test", recipient="a@b.example",
+                                    subject="s", body_text="t", now=now - 31 * DAY)  # fmt: skip
 
         deleted = await store.enforce_retention(now)
 
-        assert deleted == {"events": 2, "aggregates": 1, "audit": 1, "sessions": 1}
+        assert deleted == {"events": 2, "aggregates": 1, "audit": 1, "sessions": 1, "messages": 1, "alerts": 0}
+        assert sorted(m.dedup_key for m in await store.list_messages()) == ["m29", "pending"]
         assert names(await all_events(store)) == ["recent.test"]
         hours = [r["start"] for r in await store.query_aggregates(0, now)]
         assert hours == [((now - 31 * DAY) // HOUR) * HOUR, ((now - 29 * DAY) // HOUR) * HOUR]
         assert [e.action for e in await store.list_audit()] == ["kept"]
         assert await store.get_session("live", now=now) is not None
-        assert await store.enforce_retention(now) == {"events": 0, "aggregates": 0, "audit": 0, "sessions": 0}
+        assert not any((await store.enforce_retention(now)).values())
 
     async def test_health(self, store: Store) -> None:
         health = await store.health()

@@ -40,9 +40,10 @@ def ids_in(html: str, prefix: str) -> list[str]:
 
 async def test_dashboard_shows_traffic_blocks_and_health(console: Console):
     now = time.time()
+    # The two blocks are always in different hours (7080 s apart), whatever the time now.
     await console.store.insert_events(
         [event("a.example", t=now - 60), event("b.example", t=now - 60),
-         event("games.example", t=now - 3600, verdict="blocked", category="games"),
+         event("games.example", t=now - 7200, verdict="blocked", category="games"),
          event("youtube.com", "8c", t=now - 120, verdict="blocked", category="video", client="10.0.8.4")]
     )  # fmt: skip
     await console.logged_in("ada")

@@ -41,6 +41,7 @@ from filterdns.resolver.pipeline import QueryPipeline
 from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamPool
 from filterdns.server.control import Control
+from filterdns.server.jobs import BackgroundJobs
 from filterdns.server.policy_sync import PolicySync, PolicyVersion, override_rules
 from filterdns.server.privileges import PrivilegeError, drop_privileges
 from filterdns.server.tcp import TcpConnections
@@ -113,6 +114,7 @@ class Service:
         self._metrics_runner = None
         self._web_runners: list = []
         self._background: list[asyncio.Task] = []
+        self.jobs: BackgroundJobs | None = None  # worker 0 only
         self._reload_lock = asyncio.Lock()
         self._lists_stamp: ListStamp = ()  # the local list files the current index was built from
         self.stopped = asyncio.Event()
@@ -173,6 +175,8 @@ class Service:
             self._background.append(asyncio.create_task(self._refresh_lists_forever()))
         if primary:
             self._background.append(asyncio.create_task(self._enforce_retention_forever()))
+            self.jobs = BackgroundJobs(self.store, lambda: self.config)
+            self._background.extend(self.jobs.start())
         else:
             self._background.append(asyncio.create_task(self._follow_list_downloads()))
         self._background.append(asyncio.create_task(self.sync.run()))
@@ -262,6 +266,8 @@ class Service:
             policy = await self._build_policy(version.config, categories)
             self.config = version.config
             self._swap(policy)
+            if self.jobs is not None:
+                self.jobs.config_changed()
 
     async def _build_policy(self, config: Config, categories: CategorySet | None = None) -> Policy:
         """Build a policy without stalling DNS: the lists are parsed and indexed in a child

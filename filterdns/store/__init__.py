@@ -25,6 +25,8 @@ from filterdns.store.base import (
     StoreConfig,
     User,
 )
+from filterdns.store.alerts import Alert
+from filterdns.store.outbox import OutboxMessage
 from filterdns.store.sink import StoreSink
 
 DEFAULT_SQLITE_FILE = "filterdns.db"
@@ -56,7 +58,7 @@ async def open_store(settings: StoreConfig, data_dir: Path) -> Store:
 
 
 __all__ = [
-    "DAY", "HOUR", "ApiToken", "AuditEntry", "AuditFilter", "Conflict", "EventFilter",
-    "EventPage", "Health", "Override", "ReviewRequest", "Revision", "Session", "Store",
+    "DAY", "HOUR", "Alert", "ApiToken", "AuditEntry", "AuditFilter", "Conflict", "EventFilter",
+    "EventPage", "Health", "OutboxMessage", "Override", "ReviewRequest", "Revision", "Session", "Store",
     "StoreError", "StoreConfig", "StoreSink", "User", "create_store", "open_store",
 ]

@@ -144,12 +144,14 @@ class ReviewRequest:
 @dataclass(frozen=True, slots=True)
 class ParentProfile:
     """What a parent account has beyond its ``User`` row (whose ``groups`` are the classes
-    the parent may see): their children as (child name, group) pairs, and the language of
-    their pages ("" means the browser's choice)."""
+    the parent may see): their children as (child name, group) pairs, the language of
+    their pages ("" means the browser's choice), and whether they get the weekly digest
+    by mail (on until they turn it off or unsubscribe)."""
 
     user: str
     children: tuple[tuple[str, str], ...]
     language: str
+    digest: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +266,7 @@ _REVIEW_COLUMNS = (
     'id, created, node, name, group_name AS "group", client, reason, status, '
     "decided_by, decided_at"
 )
-_PROFILE_COLUMNS = 'user_name AS "user", children, language'
+_PROFILE_COLUMNS = 'user_name AS "user", children, language, digest'
 
 
 def event_rows(events: Sequence[QueryEvent], node: str) -> list[tuple[Any, ...]]:
@@ -366,7 +368,12 @@ def _audit(row: Row) -> AuditEntry:
 
 def _profile(row: Row) -> ParentProfile:
     row["children"] = tuple((str(child), str(group)) for child, group in json.loads(row["children"]))
+    row["digest"] = bool(row["digest"])
     return ParentProfile(**row)
+
+
+# Outbox rows are kept at least this long: a weekly digest may be queued up to six days late.
+MIN_MESSAGE_DAYS = 8
 
 
 class Store(OutboxQueries, AlertQueries, ABC):
@@ -811,7 +818,15 @@ class Store(OutboxQueries, AlertQueries, ABC):
         )
         audit = await self._execute("DELETE FROM audit_log WHERE time < ?", [now - s.audit_days * DAY])
         sessions = await self._execute("DELETE FROM sessions WHERE expires <= ?", [now])
-        return {"events": events, "aggregates": aggregates, "audit": audit, "sessions": sessions}
+        # Sent mail holds what the events held, so it goes with them; but never before a
+        # digest's dedup key has outlived the days in which that digest may still be queued.
+        messages = await self.delete_old_messages(now - max(s.raw_events_days, MIN_MESSAGE_DAYS) * DAY)
+        # Safeguarding alerts are records of what staff did about a concern, like the audit.
+        alerts = await self.delete_alerts_before(now - s.audit_days * DAY)
+        return {
+            "events": events, "aggregates": aggregates, "audit": audit, "sessions": sessions,
+            "messages": messages, "alerts": alerts,
+        }  # fmt: skip
 
     # --- parents, one-time password links, server secrets -------------------------------
 
@@ -830,6 +845,12 @@ class Store(OutboxQueries, AlertQueries, ABC):
         """Set the language of a parent's pages ("": the browser's); False if no profile."""
         return await self._execute(
             "UPDATE parent_profiles SET language = ? WHERE user_name = ?", [language, user]
+        ) > 0
+
+    async def set_parent_digest(self, user: str, on: bool) -> bool:
+        """Turn a parent's weekly digest mail on or off; False if they have no profile."""
+        return await self._execute(
+            "UPDATE parent_profiles SET digest = ? WHERE user_name = ?", [bool(on), user]
         ) > 0
 
     async def get_parent_profile(self, user: str) -> ParentProfile | None:

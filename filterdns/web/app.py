@@ -25,10 +25,14 @@ from filterdns.store import StoreError
 from filterdns.web import (
     api,
     auth,
+    views_alerts,
     views_audit,
     views_check,
+    views_compliance,
     views_dashboard,
+    views_digest,
     views_lists,
+    views_outbox,
     views_overrides,
     views_parents,
     views_policy,
@@ -74,12 +78,16 @@ PAGES: tuple[Callable[[web.Application], None], ...] = (
     views_check.setup,
     views_overrides.setup,
     views_reviews.setup,
+    views_alerts.setup,
     views_policy.setup,
     views_lists.setup,
     views_querylog.setup,
     views_audit.setup,
+    views_outbox.setup,
     views_users.setup,
     views_parents.setup,
+    views_digest.setup,
+    views_compliance.setup,
 )
 
 _DEFAULT_MESSAGES = {

@@ -1,0 +1,43 @@
+"""The district-wide background jobs: delivering the outbox (mail and webhooks), queueing
+parents' weekly digests and raising safeguarding alerts.
+
+They run on worker 0 of every node. Each pass of each job first takes its lease in the store
+("outbox", "digest", "alerts"), so when several nodes share a store exactly one of them does
+each job, and another takes over within a minute if it stops. None of them ever stops DNS:
+every job survives a failing store and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from filterdns.alerts.evaluator import AlertEvaluator
+from filterdns.config.model import Config
+from filterdns.notify.delivery import OutboxDelivery
+from filterdns.reports.digest_job import DigestJob
+from filterdns.store import Store
+
+
+class BackgroundJobs:
+    """The three jobs over one store; ``config`` gives the configuration in force (policy
+    revisions and SIGHUP replace it)."""
+
+    def __init__(self, store: Store, config: Callable[[], Config]) -> None:
+        self._config = config
+        self.outbox = OutboxDelivery(store, config().mail)
+        self.digest = DigestJob(store, config)
+        self.alerts = AlertEvaluator(store, config)
+
+    def start(self) -> list[asyncio.Task]:
+        """Start every job; cancel the tasks to stop them (each gives its lease back)."""
+        return [
+            asyncio.create_task(self.outbox.run_forever(), name="outbox delivery"),
+            asyncio.create_task(self.digest.run_forever(), name="weekly digest"),
+            asyncio.create_task(self.alerts.run_forever(), name="safeguarding alerts"),
+        ]
+
+    def config_changed(self) -> None:
+        """After a reload: the digest and alert jobs read the configuration on every pass;
+        the delivery keeps its mail settings until told."""
+        self.outbox.mail = self._config().mail
