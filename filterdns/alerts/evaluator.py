@@ -24,7 +24,6 @@ taking the ``alerts`` lease over neither forgets an alert nor raises it twice:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -32,8 +31,9 @@ from dataclasses import dataclass
 
 from filterdns.alerts.notices import enqueue_notices
 from filterdns.config.model import AlertRule, Config
-from filterdns.store import DAY, Alert, Store, StoreError
+from filterdns.store import DAY, Alert, Store
 from filterdns.store.alerts import AlertAttempt
+from filterdns.store.lease import LeasedJob
 
 log = logging.getLogger("filterdns.alerts")
 
@@ -82,10 +82,11 @@ def common(values: Sequence[str]) -> str:
     return distinct.pop() if len(distinct) == 1 else ""
 
 
-class AlertEvaluator:
+class AlertEvaluator(LeasedJob):
     """The background job: ``run_forever`` on every node; only the holder of the
-    ``alerts`` lease evaluates. ``config_provider`` returns the current config, so rules
-    edited in the console apply from the next pass."""
+    ``alerts`` lease evaluates (alerts must not stop DNS, nor stop for good).
+    ``config_provider`` returns the current config, so rules edited in the console apply
+    from the next pass."""
 
     def __init__(
         self,
@@ -96,50 +97,24 @@ class AlertEvaluator:
         settle: float = 5.0,
         lease_ttl: float = 60.0,
     ) -> None:
-        self.store = store
+        super().__init__(store, LEASE, ttl=lease_ttl, interval=interval, log=log, what="safeguarding alerts")
         self.config_provider = config_provider
-        self.interval = interval
         self.settle = settle
-        self.lease_ttl = lease_ttl
         # Queue the recent alerts' notifications again on the first pass and after a failure.
         self._recover = True
 
-    async def run_forever(self) -> None:
-        """Evaluate every ``interval`` seconds while holding the lease, until cancelled.
-        Never raises: a store outage is logged once per streak, a bug each time, and the
-        next pass tries again (alerts must not stop DNS, nor stop for good)."""
-        holding = failing = False
+    async def _run_pass(self) -> bool:
+        """Evaluate if this node holds the lease. Taking it over from another node, whose
+        last pass may have been cut short, or failing here, calls for a recovery."""
         try:
-            while True:
-                try:
-                    held = await self.store.acquire_lease(LEASE, ttl=self.lease_ttl)
-                    # Taking over from another node: its last pass may have been cut short.
-                    self._recover = self._recover or (held and not holding)
-                    holding = held
-                    if held:
-                        await self.run_once()
-                    if failing:
-                        log.info("safeguarding alerts: the store works again")
-                    failing = False
-                except StoreError as exc:
-                    self._recover = True
-                    if not failing:
-                        log.warning("safeguarding alerts paused: the store failed (%s); trying again every %g s",
-                                    exc, self.interval)  # fmt: skip
-                    failing = True
-                except Exception:
-                    self._recover = True
-                    log.exception("safeguarding alerts: the evaluation failed")
-                await asyncio.sleep(self.interval)
-        finally:
-            if holding:
-                await self._release()
-
-    async def _release(self) -> None:
-        try:
-            await self.store.release_lease(LEASE)
-        except StoreError as exc:
-            log.debug("safeguarding alerts: could not release the lease: %s", exc)
+            had = self.lease.held
+            if await self.lease.take():
+                self._recover = self._recover or not had
+                await self.run_once()
+        except Exception:
+            self._recover = True
+            raise
+        return False
 
     async def run_once(self, now: float | None = None) -> PassSummary:
         """One pass over every rule, for lookups older than ``settle`` seconds at ``now``."""

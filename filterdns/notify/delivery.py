@@ -23,7 +23,8 @@ from filterdns.config.model import MailConfig
 from filterdns.notify import DeliveryError
 from filterdns.notify.smtp import send_mail
 from filterdns.notify.webhook import post_webhook
-from filterdns.store import OutboxMessage, Store, StoreError
+from filterdns.store import OutboxMessage, Store
+from filterdns.store.lease import LeasedJob
 from filterdns.store.outbox import CHANNELS
 
 log = logging.getLogger("filterdns.outbox")
@@ -42,17 +43,17 @@ class Pass:
     delivered: int
 
 
-class OutboxDelivery:
+class OutboxDelivery(LeasedJob):
     """Delivers due outbox messages, ``batch`` per pass, every ``poll_interval`` seconds
-    (at once after ``wake()``). ``mail`` may be replaced on a config reload."""
+    (at once after ``wake()``, and again at once after a full batch). ``mail`` may be
+    replaced on a config reload."""
 
     def __init__(
         self, store: Store, mail: MailConfig, *, poll_interval: float = 5.0, batch: int = 20,
         webhook_timeout: float = WEBHOOK_TIMEOUT, tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(store, LEASE, ttl=LEASE_TTL, interval=poll_interval, log=log, what="outbox delivery")
         self.mail = mail
-        self.poll_interval = poll_interval
         self.batch = batch
         self.webhook_timeout = webhook_timeout
         self._tls_context = tls_context
@@ -68,41 +69,23 @@ class OutboxDelivery:
         return (await self._pass(now)).delivered
 
     async def run_forever(self) -> None:
-        """Deliver until cancelled. Never raises: a store outage is logged once per
-        streak, an unexpected error each time, and the next pass tries again."""
+        """``LeasedJob.run_forever``, after saying once whether mail goes out at all."""
         if not self.mail.enabled:
             log.info("mail is not configured (mail.host): mail waits in the outbox; webhooks are delivered")
-        failing = False
-        try:
-            while True:
-                full = False
-                try:
-                    done = await self._pass(None)
-                    full = done.claimed >= self.batch
-                    if failing:
-                        log.info("outbox delivery works again")
-                    failing = False
-                except StoreError as error:
-                    if not failing:
-                        log.warning("outbox delivery paused: the store failed (%s); trying again in %g s",
-                                    error, self.poll_interval)  # fmt: skip
-                    failing = True
-                except Exception:  # a bug: say so, but keep delivering the rest
-                    log.exception("outbox delivery pass failed")
-                if not full:  # a full batch means more is due: go on at once
-                    await self._sleep()
-        finally:
-            with contextlib.suppress(Exception):
-                await self.store.release_lease(LEASE)
+        await super().run_forever()
 
-    async def _sleep(self) -> None:
+    async def _run_pass(self) -> bool:
+        return (await self._pass(None)).claimed >= self.batch  # a full batch: more is due
+
+    async def _pause(self) -> None:
+        """Until the next poll, or ``wake()``."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+            await asyncio.wait_for(self._wakeup.wait(), self.interval)
         self._wakeup.clear()
 
     async def _pass(self, now: float | None) -> Pass:
         start = time.time() if now is None else now
-        if not await self.store.acquire_lease(LEASE, ttl=LEASE_TTL, now=start):
+        if not await self.lease.take(start):
             return Pass(0, 0)
         channels = CHANNELS if self.mail.enabled else ("webhook",)
         messages = await self.store.claim_messages(self.batch, channels=channels, now=start)

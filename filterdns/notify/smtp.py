@@ -81,34 +81,37 @@ async def send_mail(
         raise _delivery_error(exc, config) from exc
 
 
+# What each kind of failure means, in words: the first kind ``exc`` is an instance of wins,
+# so subclasses stand before their bases. The fields are ``exc``, ``where`` (host:port),
+# ``timeout`` (mail.timeout) and ``cause`` (what the socket said under a failed connect).
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiosmtplib.SMTPAuthenticationError,
+     "authentication failed at {where} ({exc.code} {exc.message}): check mail.username and mail.password"),
+    (aiosmtplib.SMTPSenderRefused,
+     "the server refused the sender {exc.sender} ({exc.code} {exc.message}): check mail.from"),
+    (aiosmtplib.SMTPConnectTimeoutError, "cannot connect to {where}: no answer within {timeout:g} s"),
+    (aiosmtplib.SMTPConnectError, "cannot connect to {where}: {cause}"),
+    (aiosmtplib.SMTPTimeoutError, "{where} stopped answering (timeout {timeout:g} s)"),
+    (aiosmtplib.SMTPNotSupported, "{where}: {exc.message} (check mail.security)"),
+    (aiosmtplib.SMTPResponseException, "{where} answered {exc.code} {exc.message}"),
+    (aiosmtplib.SMTPException, "{where}: {exc.message}"),
+    (BaseException, "{where}: {exc}"),
+)  # fmt: skip
+
+
 def _delivery_error(exc: BaseException, config: MailConfig) -> DeliveryError:
     """What went wrong, in a few words, and whether retrying could help."""
-    where = f"{config.host}:{config.port}"
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
         return _refused(f"the server refused the recipient {exc.recipient}", exc)
     if isinstance(exc, aiosmtplib.SMTPDataError):
         return _refused("the server refused the message", exc)
-    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return DeliveryError(f"authentication failed at {where} ({exc.code} {exc.message}): check mail.username and mail.password")
-    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
-        return DeliveryError(f"the server refused the sender {exc.sender} ({exc.code} {exc.message}): check mail.from")
-    if isinstance(exc, aiosmtplib.SMTPConnectTimeoutError):
-        return DeliveryError(f"cannot connect to {where}: no answer within {config.timeout:g} s")
-    if isinstance(exc, aiosmtplib.SMTPConnectError):
-        return DeliveryError(f"cannot connect to {where}: {_cause(exc)}")
-    if isinstance(exc, aiosmtplib.SMTPTimeoutError):
-        return DeliveryError(f"{where} stopped answering (timeout {config.timeout:g} s)")
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return DeliveryError(f"{where}: {exc.message} (check mail.security)")
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return DeliveryError(f"{where} answered {exc.code} {exc.message}")
+    where = f"{config.host}:{config.port}"
     if isinstance(exc, ssl.SSLError):
         return DeliveryError(f"TLS with {where} failed: {_tls_words(exc)} (check mail.security and mail.port)")
-    if isinstance(exc, aiosmtplib.SMTPException):
-        return DeliveryError(f"{where}: {exc.message}")
-    return DeliveryError(f"{where}: {exc}")
+    words = next(words for kind, words in _REASONS if isinstance(exc, kind))
+    return DeliveryError(words.format(exc=exc, where=where, timeout=config.timeout, cause=_cause(exc)))
 
 
 def _refused(what: str, exc: aiosmtplib.SMTPResponseException) -> DeliveryError:

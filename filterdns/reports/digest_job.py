@@ -15,8 +15,6 @@ turned the digest off, and see at least one class group with a report for the we
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +27,8 @@ from filterdns.config.model import WEEKDAYS, Config, ReportsConfig
 from filterdns.policy.schedule import wall_to_timestamp
 from filterdns.reports.digest import DigestComposer, digest_week
 from filterdns.reports.weekly import Week
-from filterdns.store import DAY, Store, StoreError
+from filterdns.store import DAY, Store
+from filterdns.store.lease import LeasedJob
 from filterdns.web.views_parents import EMAIL
 
 log = logging.getLogger("filterdns.digest")
@@ -70,14 +69,13 @@ def last_send_moment(reports: ReportsConfig, zone: ZoneInfo, now: float) -> tupl
     return day, moment
 
 
-class DigestJob:
+class DigestJob(LeasedJob):
     """Queues each week's digests; ``config_provider`` returns the config in force (the
     policy, and with it the groups, can change while the service runs)."""
 
     def __init__(self, store: Store, config_provider: Callable[[], Config], *, interval: float = INTERVAL) -> None:
-        self.store = store
+        super().__init__(store, LEASE, ttl=LEASE_TTL, interval=interval, log=log, what="weekly digests")
         self.config_provider = config_provider
-        self.interval = interval
         self._done: date | None = None  # the start of the last week this job queued in full
 
     async def run_once(self, now: float | None = None) -> DigestRun:
@@ -86,7 +84,7 @@ class DigestJob:
         config = self.config_provider()
         if not (config.reports.digest and config.mail.enabled):
             return DigestRun("off")
-        if not await self.store.acquire_lease(LEASE, ttl=LEASE_TTL, now=now):
+        if not await self.lease.take(now):
             return DigestRun("standby")
         zone = ZoneInfo(config.timezone)
         send_day, moment = last_send_moment(config.reports, zone, now)
@@ -123,27 +121,6 @@ class DigestJob:
             log.info("queued %d weekly digest(s) for the week of %s", queued, week.start.isoformat())
         return DigestRun("queued", week, queued, already)
 
-    async def run_forever(self) -> None:
-        """Pass every ``interval`` seconds until cancelled. Never raises: a failed pass is
-        logged (once per streak of failures) and the next one tries again."""
-        failing = False
-        try:
-            while True:
-                try:
-                    await self.run_once()
-                    if failing:
-                        log.info("weekly digests work again")
-                    failing = False
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    if not failing:
-                        # A store outage is expected now and then; anything else is a bug: trace it.
-                        log.warning("queueing the weekly digests failed (%s); trying again in %g s", error,
-                                    self.interval, exc_info=not isinstance(error, StoreError))  # fmt: skip
-                    failing = True
-                await asyncio.sleep(self.interval)
-        finally:
-            # Another node may take over at once rather than when the lease runs out.
-            with contextlib.suppress(Exception):
-                await self.store.release_lease(LEASE)
+    async def _run_pass(self) -> bool:
+        await self.run_once()
+        return False

@@ -22,6 +22,7 @@ from filterdns.config.loader import EMBEDDED_POLICY, ConfigError, config_with_po
 from filterdns.config.model import Config
 from filterdns.policy.engine import OverrideRule
 from filterdns.store import Override, Store
+from filterdns.store.outage import OutageLog
 
 log = logging.getLogger("filterdns.policy")
 
@@ -106,7 +107,7 @@ class PolicySync:
 
     async def run(self) -> None:
         """Follow the store: new revisions and overrides, twice a second, forever."""
-        failing = False
+        outage = OutageLog(log)
         while True:
             try:
                 if not self._imported:
@@ -117,15 +118,9 @@ class PolicySync:
                     if revision is not None:
                         await self._apply_revision(revision.id, revision.yaml_text)
                 await self.sync_overrides()
-                if failing:
-                    log.info("the store is reachable again; policy and overrides are in sync")
-                failing = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if not failing:
-                    log.warning("cannot follow the store (%s); keeping the current policy", error)
-                failing = True
+                outage.recovered("the store is reachable again; policy and overrides are in sync")
+            except Exception as error:  # whatever it is, DNS goes on with the policy it has
+                outage.failed("cannot follow the store (%s); keeping the current policy", error)
             await asyncio.sleep(POLL_INTERVAL)
 
     async def _apply_revision(self, revision_id: int, text: str) -> None:

@@ -269,12 +269,8 @@ class AlertQueries(FeatureQueries):
         if created_since is not None:
             clauses.append("created >= ?")
             params.append(created_since)
-        if before_id is not None:
-            clauses.append("id < ?")
-            params.append(before_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self._query(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        rows = await self._newest_first(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts", clauses, params, limit=limit, before_id=before_id
         )
         return [_alert(row) for row in rows]
 

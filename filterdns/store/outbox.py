@@ -177,12 +177,8 @@ class OutboxQueries(FeatureQueries):
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
-        if before_id is not None:
-            conditions.append("id < ?")
-            params.append(before_id)
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        rows = await self._query(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox {where}ORDER BY id DESC LIMIT ?", [*params, limit]
+        rows = await self._newest_first(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox", conditions, params, limit=limit, before_id=before_id
         )
         return [_message(row) for row in rows]
 
