@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,11 +28,10 @@ from filterdns.store import (
     StoreSink,
 )
 from filterdns.store.base import load_migrations
+from tests.support.stores import StoreFactory
 
 # The newest migration in the schema files: a new one must not break these tests.
 LATEST_SCHEMA = load_migrations("schema_sqlite.sql")[-1][0]
-
-StoreFactory = Callable[..., Awaitable[Store]]
 
 T0 = 1_700_002_800.0  # 2023-11-14 23:00:00 UTC, the start of an hour
 

@@ -6,34 +6,25 @@ SMTP server (aiosmtpd) and its webhook a local HTTP receiver, through the outbox
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from typing import Any
-
-import pytest
-from aiohttp import web
-from aiosmtpd.smtp import SMTP, Envelope
 
 from filterdns.alerts.evaluator import AlertEvaluator, chain_length, first_crossing
 from filterdns.alerts.notices import alert_mail, webhook_payload
 from filterdns.config.model import AlertRule, Config, MailConfig, WebConfig
 from filterdns.notify.delivery import OutboxDelivery
 from filterdns.store import Alert, AuditFilter, Store, StoreError
+from tests.support import stores
 from tests.support.alerts import MAC, attempt, canary
-from tests.support.stores import StoreFactory, pg_server, store_factory  # noqa: F401 (fixtures)
+from tests.support.mail import Inbox, WebhookCall, parse, smtp_server, webhook_receiver
+from tests.support.stores import StoreFactory
+
+pg_server, store_factory, store = stores.pg_server, stores.store_factory, stores.store
 
 T0 = 1_700_000_000.0  # Tuesday 2023-11-14 22:13:20 UTC
 DSL = "dsl@school.test"
 HOOK = "http://127.0.0.1:9/alerts"
 SELF_HARM = AlertRule("self-harm", categories=("self-harm",), threshold=5, window=600, email=(DSL,), webhooks=(HOOK,))
-
-
-@pytest.fixture
-async def store(store_factory: StoreFactory) -> Store:  # noqa: F811 (the imported fixture)
-    return await store_factory()
 
 
 def config(*rules: AlertRule) -> Config:
@@ -148,7 +139,7 @@ async def test_bypass_attempts_from_canary_names_and_the_bypass_category(store: 
 # --- exactly once -----------------------------------------------------------------------------
 
 
-async def test_a_restart_raises_nothing_twice(store_factory: StoreFactory) -> None:  # noqa: F811
+async def test_a_restart_raises_nothing_twice(store_factory: StoreFactory) -> None:
     first = await store_factory()
     await first.insert_events([attempt(T0 + i) for i in range(5)])
     assert len((await evaluator(first).run_once(now=T0 + 60)).raised) == 1
@@ -189,7 +180,7 @@ async def test_late_events(store: Store) -> None:
     assert ((await only_alert(store)).attempts, (await only_alert(store)).last_time) == (7, T0 + 115)
 
 
-async def test_two_nodes_running_forever_raise_one_alert(store_factory: StoreFactory) -> None:  # noqa: F811
+async def test_two_nodes_running_forever_raise_one_alert(store_factory: StoreFactory) -> None:
     a, b = await store_factory("node-a"), await store_factory("node-b")
     now = time.time()
     await a.insert_events([attempt(now - 30 + i) for i in range(5)])
@@ -237,46 +228,9 @@ def test_the_mail_is_for_staff_and_escapes_what_it_quotes() -> None:
     assert webhook_payload(alert, config(rule))["first_seen"] == "2023-11-14T22:13:20Z"
 
 
-@dataclass
-class Inbox:
-    envelopes: list[Envelope] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-
-@contextlib.asynccontextmanager
-async def smtp_server(inbox: Inbox) -> AsyncIterator[int]:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox, hostname="smtp.test"), "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-@contextlib.asynccontextmanager
-async def webhook_receiver(calls: list[dict[str, Any]]) -> AsyncIterator[str]:
-    async def receive(request: web.Request) -> web.Response:
-        calls.append({"content_type": request.content_type, "body": await request.json()})
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/alerts", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/alerts"
-    finally:
-        await runner.cleanup()
-
-
 async def test_end_to_end_the_alert_mail_and_webhook_arrive_once(store: Store) -> None:
-    inbox, calls = Inbox(), []
+    inbox = Inbox()
+    calls: list[WebhookCall] = []
     async with smtp_server(inbox) as port, webhook_receiver(calls) as hook:
         rule = AlertRule("self-harm", categories=("self-harm",), threshold=5, window=600, email=(DSL,), webhooks=(hook,))
         ev = evaluator(store, rule)
@@ -294,7 +248,7 @@ async def test_end_to_end_the_alert_mail_and_webhook_arrive_once(store: Store) -
 
     [envelope] = inbox.envelopes
     assert envelope.rcpt_tos == [DSL]
-    received = message_from_bytes(envelope.original_content or b"", policy=policy.default)
+    received = parse(envelope)
     assert received["Subject"] == f"Safeguarding alert {alert.id}: self-harm, device 10.0.7.21"
     assert received["Auto-Submitted"] == "auto-generated"
     text = received.get_body(("plain",)).get_content()
@@ -304,8 +258,9 @@ async def test_end_to_end_the_alert_mail_and_webhook_arrive_once(store: Store) -
     assert "<table>" in received.get_body(("html",)).get_content()
 
     [call] = calls
-    assert call == {"content_type": "application/json", "body": {
+    assert call.content_type == "application/json"
+    assert call.body == {
         "type": "filterdns.alert", "version": 1, "id": alert.id, "rule": "self-harm", "group": "7b",
         "client": "10.0.7.21", "mac": "aa:bb:cc:00:07:21", "categories": ["self-harm"], "attempts": 6,
         "first_seen": "2023-11-14T22:13:20Z", "last_seen": "2023-11-14T22:16:00Z",
-        "url": f"https://filter.school.test/alerts/{alert.id}"}}  # fmt: skip
+        "url": f"https://filter.school.test/alerts/{alert.id}"}  # fmt: skip

@@ -11,17 +11,14 @@ import pytest
 from filterdns.config.model import AlertRule
 from filterdns.store import Alert, Store
 from filterdns.store.alerts import attempt_category
+from tests.support import stores
 from tests.support.alerts import MAC, attempt, canary
-from tests.support.stores import StoreFactory, pg_server, store_factory  # noqa: F401 (fixtures)
+
+pg_server, store_factory, store = stores.pg_server, stores.store_factory, stores.store
 
 T0 = 1_700_000_000.0
 SELF_HARM = AlertRule("self-harm", categories=("self-harm", "hate"), threshold=3, window=600, email=("dsl@school.test",))
 BYPASS = AlertRule("bypass", bypass=True, threshold=2, window=600, per="group", webhooks=("http://127.0.0.1/x",))
-
-
-@pytest.fixture
-async def store(store_factory: StoreFactory) -> Store:  # noqa: F811 (the imported fixture)
-    return await store_factory()
 
 
 async def new_alert(store: Store, rule: AlertRule = SELF_HARM, subject: str = "10.0.7.21", **changes: Any) -> Alert | None:

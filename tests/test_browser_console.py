@@ -14,16 +14,11 @@ and tom (teacher of year7).
 
 from __future__ import annotations
 
-import asyncio
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import dns.message
 import dns.name
@@ -34,10 +29,9 @@ pytest.importorskip("playwright.sync_api", reason="the playwright package is not
 
 from playwright.sync_api import Browser  # noqa: E402
 
-from filterdns.store import StoreConfig, open_store  # noqa: E402
-from tests.support.browser import CHROMIUM, PHONE, Console, chromium, console  # noqa: E402
-from tests.support.fake_upstream import FakeUpstream, address_for  # noqa: E402
-from tests.support.server import FilterDnsProcess, base_config  # noqa: E402
+from tests.support.browser import CHROMIUM, DESKTOP, PHONE, Console, Site, chromium, console, running_site, store_call  # noqa: E402
+from tests.support.fake_upstream import address_for  # noqa: E402
+from tests.support.server import base_config  # noqa: E402
 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (Debian package chromium)", allow_module_level=True)
@@ -77,39 +71,10 @@ def console_config(upstream_port: int) -> dict:
     )
 
 
-@dataclass(frozen=True)
-class Site:
-    server: FilterDnsProcess
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.console_url
-
-
-def add_account(config_path: Path, name: str, role: str, groups: str) -> None:
-    """``filterdns user add``, the way an administrator makes accounts on the server."""
-    # -c belongs to ``user``, before its sub-command
-    command = [sys.executable, "-m", "filterdns", "user", "-c", str(config_path), "add", name, "--role", role, "--password-stdin"]
-    if groups:
-        command += ["--groups", groups]
-    result = subprocess.run(
-        command, check=False, input=PASSWORD + "\n", capture_output=True, text=True, timeout=30,
-        cwd=config_path.parent,  # as FilterDnsProcess does: both run the same installed filterdns
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[Site]:
-    workdir = tmp_path_factory.mktemp("console")
-    with FakeUpstream() as upstream:
-        server = FilterDnsProcess(console_config(upstream.port), workdir)
-        server.write_config()
-        for name, role, groups in ACCOUNTS:
-            add_account(server.config_path, name, role, groups)
-        with server:
-            yield Site(server, workdir / "data")
+    with running_site(tmp_path_factory.mktemp("console"), console_config, ACCOUNTS, PASSWORD) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -135,43 +100,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float, since: float | None 
     return time.monotonic() - started
 
 
-def store_call(site: Site, method: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the Store API on the server's own database file. In a thread of its own because
-    Playwright's sync API keeps an event loop on the test's thread."""
-
-    async def run() -> Any:
-        store = await open_store(StoreConfig(node="browser-test"), site.data_dir)
-        try:
-            return await getattr(store, method)(*args, **kwargs)
-        finally:
-            await store.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run()).result(timeout=10)
+@contextmanager
+def signed_in(site: Site, browser: Browser, name: str, viewport: dict[str, int] = DESKTOP) -> Iterator[Console]:
+    """A tab logged in as ``name``, which must never have raised a JavaScript dialog."""
+    with console(browser, site.url, viewport) as tab:
+        tab.log_in(name, PASSWORD)
+        yield tab
+        assert tab.dialogs == []
 
 
 @pytest.fixture
 def admin(site: Site, browser: Browser) -> Iterator[Console]:
-    with console(browser, site.url) as tab:
-        tab.log_in(ADMIN, PASSWORD)
+    with signed_in(site, browser, ADMIN) as tab:
         yield tab
-        assert tab.dialogs == []
 
 
 @pytest.fixture
 def admin_on_phone(site: Site, browser: Browser) -> Iterator[Console]:
-    with console(browser, site.url, viewport=PHONE) as tab:
-        tab.log_in(ADMIN, PASSWORD)
+    with signed_in(site, browser, ADMIN, PHONE) as tab:
         yield tab
-        assert tab.dialogs == []
 
 
 @pytest.fixture
 def teacher(site: Site, browser: Browser) -> Iterator[Console]:
-    with console(browser, site.url) as tab:
-        tab.log_in(TEACHER, PASSWORD)
+    with signed_in(site, browser, TEACHER) as tab:
         yield tab
-        assert tab.dialogs == []
 
 
 @pytest.fixture

@@ -14,17 +14,11 @@ uses its own parent tab; the one that changes ana's language setting puts it bac
 
 from __future__ import annotations
 
-import asyncio
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -36,10 +30,8 @@ from playwright.sync_api import Browser  # noqa: E402
 
 from filterdns.reports.weekly import Week  # noqa: E402
 from filterdns.resolver.events import QueryEvent  # noqa: E402
-from filterdns.store import StoreConfig, open_store  # noqa: E402
-from tests.support.browser import ACTION_TIMEOUT_MS, CHROMIUM, DESKTOP, PHONE, Console, chromium  # noqa: E402
-from tests.support.fake_upstream import FakeUpstream  # noqa: E402
-from tests.support.server import FilterDnsProcess, base_config  # noqa: E402
+from tests.support.browser import CHROMIUM, DESKTOP, PHONE, Console, Site, chromium, running_site, store_call  # noqa: E402
+from tests.support.server import base_config  # noqa: E402
 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (Debian package chromium)", allow_module_level=True)
@@ -76,41 +68,6 @@ def parents_config(upstream_port: int) -> dict:
     )
 
 
-@dataclass(frozen=True)
-class Site:
-    server: FilterDnsProcess
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.console_url
-
-
-def add_parent(config_path: Path, name: str, group: str) -> None:
-    """``filterdns user add``, the way an administrator makes accounts on the server."""
-    command = [sys.executable, "-m", "filterdns", "user", "-c", str(config_path), "add", name,
-               "--role", "parent", "--groups", group, "--password-stdin"]  # fmt: skip
-    result = subprocess.run(
-        command, check=False, input=PASSWORD + "\n", capture_output=True, text=True, timeout=30, cwd=config_path.parent
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def store_call(site: Site, method: str, *args: Any) -> Any:
-    """Call the Store API on the server's own database file, in a thread of its own
-    (Playwright's sync API keeps an event loop on the test's thread)."""
-
-    async def run() -> Any:
-        store = await open_store(StoreConfig(node="browser-test"), site.data_dir)
-        try:
-            return await getattr(store, method)(*args)
-        finally:
-            await store.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run()).result(timeout=10)
-
-
 def this_weeks_events() -> list[QueryEvent]:
     zone = ZoneInfo(ZONE)
     week = Week.containing(datetime.now(zone).date(), zone)
@@ -128,18 +85,12 @@ def this_weeks_events() -> list[QueryEvent]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[Site]:
-    workdir = tmp_path_factory.mktemp("parents")
-    with FakeUpstream() as upstream:
-        server = FilterDnsProcess(parents_config(upstream.port), workdir)
-        server.write_config()
-        for parent in CHILDREN:
-            add_parent(server.config_path, parent, "year7")
-        with server:
-            running = Site(server, workdir / "data")
-            for parent, child in CHILDREN.items():
-                store_call(running, "save_parent_profile", parent, [(child, "year7")])
-            store_call(running, "insert_events", this_weeks_events())
-            yield running
+    accounts = [(parent, "parent", "year7") for parent in CHILDREN]
+    with running_site(tmp_path_factory.mktemp("parents"), parents_config, accounts, PASSWORD) as running:
+        for parent, child in CHILDREN.items():
+            store_call(running, "save_parent_profile", parent, [(child, "year7")])
+        store_call(running, "insert_events", this_weeks_events())
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +102,6 @@ def browser() -> Iterator[Browser]:
 class FamilyTab(Console):
     """A parent's tab: the console tab's helpers in a browser context that speaks
     ``locale`` (Chromium sends it as Accept-Language), logged in by the family form."""
-
-    def __init__(self, browser: Browser, base_url: str, *, locale: str, viewport: dict[str, int] = DESKTOP):
-        # Console's own set-up, with the one context option it does not take.
-        self.context = browser.new_context(base_url=base_url, viewport=viewport, locale=locale)
-        self.context.set_default_timeout(ACTION_TIMEOUT_MS)
-        self.page = self.context.new_page()
-        self.dialogs: list[str] = []
-        self.page.on("dialog", self._on_dialog)
 
     def family_log_in(self, name: str) -> None:
         page = self.page

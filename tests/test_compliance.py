@@ -6,8 +6,6 @@ retention, the filtering in force in words, and the changes to filtering with th
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,8 +29,10 @@ from filterdns.reports.compliance import (
     sites,
 )
 from filterdns.resolver.events import QueryEvent
-from filterdns.store import DAY, Store, StoreConfig, open_store
-from tests.support.postgres import PostgresServer, start_server
+from filterdns.store import DAY, Store
+from tests.support import stores
+
+pg_server, store_factory, store = stores.pg_server, stores.store_factory, stores.store
 
 LONDON = ZoneInfo("Europe/London")
 JUNE = DateRange.of(date(2026, 6, 1), date(2026, 6, 30), LONDON)  # British Summer Time: UTC+1
@@ -85,42 +85,6 @@ def write_config(tmp_path: Path, policy: dict = POLICY) -> Config:
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return write_config(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer | None]:
-    """Started only when a postgres-parametrised test asks for it."""
-    try:
-        import asyncpg  # noqa: F401
-    except ImportError:
-        yield None
-        return
-    server = start_server()
-    yield server
-    if server is not None:
-        server.destroy()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh store of the parametrised kind."""
-    settings = StoreConfig(node="test-node")
-    if request.param == "postgres":
-        server = request.getfixturevalue("pg_server")
-        if server is None:
-            pytest.skip("PostgreSQL server or asyncpg is not installed")
-        import asyncpg
-
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        conn = await asyncpg.connect(server.dsn())
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-        settings = StoreConfig(backend="postgres", dsn=server.dsn(name), node="test-node")
-    opened = await open_store(settings, tmp_path)
-    yield opened
-    await opened.close()
 
 
 def local(*fields: int) -> float:

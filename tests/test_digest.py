@@ -24,7 +24,10 @@ from filterdns.resolver.events import QueryEvent
 from filterdns.store import Store, StoreConfig, open_store
 from filterdns.web import i18n
 from filterdns.web.views_digest import UNSUBSCRIBE_SECRET, token_account
-from tests.test_reports import any_store, postgres_server  # noqa: F401 (fixtures: both store backends)
+from tests.support import stores
+from tests.support.stores import StoreFactory
+
+pg_server, store_factory = stores.pg_server, stores.store_factory  # both backends, for the parent's profile
 
 LONDON = ZoneInfo("Europe/London")
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -337,8 +340,8 @@ async def test_the_job_does_nothing_when_off_or_when_another_node_leads(store: S
 # --- the store (SQLite and PostgreSQL) ---------------------------------------------------------
 
 
-async def test_the_digest_setting_is_kept_in_the_parents_profile(any_store: Store):  # noqa: F811 (the fixture)
-    store = any_store
+async def test_the_digest_setting_is_kept_in_the_parents_profile(store_factory: StoreFactory):
+    store = await store_factory()
     await store.create_user("ana@example.org", "parent", "!", groups=["7b"])
     assert not await store.set_parent_digest("ana@example.org", False)  # no profile yet
     profile = await store.save_parent_profile("ana@example.org", [("Bia", "7b")])

@@ -12,20 +12,17 @@ import json
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 
 from filterdns.config.model import MailConfig
 from filterdns.notify import DeliveryError
 from filterdns.notify.delivery import OutboxDelivery
 from filterdns.notify.smtp import build_mail
 from filterdns.store import Store, StoreConfig, StoreError, open_store
+from tests.support.mail import Inbox, WebhookCall, parse, smtp_server, webhook_receiver
 
 T0 = 1_700_000_000.0
 SENDER = "Riverside Filter <filter@school.test>"
@@ -57,53 +54,7 @@ async def enqueue_mail(store: Store, key: str = "test:1", **changes: Any) -> Non
     assert await store.enqueue_message(dedup_key=key, now=T0, **fields)
 
 
-# --- an SMTP server ----------------------------------------------------------------------
-
-
-@dataclass
-class Collector:
-    """An aiosmtpd handler keeping what it received; refuses addresses in ``refuse``."""
-
-    envelopes: list[Envelope] = field(default_factory=list)
-    refuse: set[str] = field(default_factory=set)
-
-    async def handle_RCPT(self, server: SMTP, session: Any, envelope: Envelope, address: str, options: list[str]) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-
-def check_login(server: SMTP, session: Any, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (USER.encode(), SECRET.encode())
-    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 535 itself
-
-
-@contextlib.asynccontextmanager
-async def smtp_server(
-    handler: Collector, *, port: int = 0, tls: ssl.SSLContext | None = None, implicit_tls: bool = False,
-    login: bool = False,
-) -> AsyncIterator[int]:  # fmt: skip
-    """An SMTP server on 127.0.0.1 in this event loop; yields its port. With ``tls`` it
-    offers STARTTLS (and requires it), or speaks TLS from the start with ``implicit_tls``."""
-
-    def protocol() -> SMTP:
-        return SMTP(handler, hostname="smtp.test", tls_context=None if implicit_tls else tls,
-                    require_starttls=tls is not None and not implicit_tls,
-                    authenticator=check_login if login else None, auth_required=login,
-                    auth_require_tls=not implicit_tls)  # fmt: skip
-
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(protocol, "127.0.0.1", port, ssl=tls if implicit_tls else None)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+# --- a port nobody listens on ----------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -117,25 +68,20 @@ def closed_port() -> Iterator[socket.socket]:
         sock.close()
 
 
-def received(envelope: Envelope) -> Any:
-    assert envelope.original_content is not None
-    return message_from_bytes(envelope.original_content, policy=policy.default)
-
-
 # --- mail ----------------------------------------------------------------------------------
 
 
 async def test_a_mail_goes_out_once_with_both_parts_and_its_headers(store: Store) -> None:
-    handler = Collector()
-    async with smtp_server(handler) as port:
+    inbox = Inbox()
+    async with smtp_server(inbox) as port:
         await enqueue_mail(store)
         delivery = OutboxDelivery(store, mail_config(port))
         assert await delivery.run_once(now=T0 + 1) == 1
         assert await delivery.run_once(now=T0 + 10_000) == 0
         assert await OutboxDelivery(store, mail_config(port)).run_once(now=T0 + 10_000) == 0  # after a restart
-    [envelope] = handler.envelopes
+    [envelope] = inbox.envelopes
     assert (envelope.mail_from, envelope.rcpt_tos) == ("filter@school.test", [LEAD])
-    mail = received(envelope)
+    mail = parse(envelope)
     assert mail["From"] == SENDER and mail["To"] == LEAD
     assert mail["Subject"] == "Safeguarding alert: self-harm"
     assert mail["Date"].datetime == datetime.datetime.fromtimestamp(T0 + 1, datetime.UTC)
@@ -150,11 +96,11 @@ async def test_a_mail_goes_out_once_with_both_parts_and_its_headers(store: Store
 
 
 async def test_a_text_only_mail_has_one_part(store: Store) -> None:
-    handler = Collector()
-    async with smtp_server(handler) as port:
+    inbox = Inbox()
+    async with smtp_server(inbox) as port:
         await enqueue_mail(store, body_html="", headers={})
         assert await OutboxDelivery(store, mail_config(port)).run_once(now=T0 + 1) == 1
-    mail = received(handler.envelopes[0])
+    mail = parse(inbox.envelopes[0])
     assert mail.get_content_type() == "text/plain" and "List-Unsubscribe" not in mail
 
 
@@ -192,8 +138,8 @@ def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_encrypted_and_logged_in(store: Store, tmp_path: Path, security: str) -> None:
     server_tls, client_tls = self_signed(tmp_path)
-    handler = Collector()
-    async with smtp_server(handler, tls=server_tls, implicit_tls=security == "tls", login=True) as port:
+    inbox = Inbox()
+    async with smtp_server(inbox, tls=server_tls, implicit_tls=security == "tls", login=(USER, SECRET)) as port:
         await enqueue_mail(store)
         good = OutboxDelivery(store, mail_config(port, security=security, username=USER, password=SECRET),
                               tls_context=client_tls)  # fmt: skip
@@ -204,7 +150,7 @@ async def test_encrypted_and_logged_in(store: Store, tmp_path: Path, security: s
         assert await wrong.run_once(now=T0 + 2) == 0
         untrusting = OutboxDelivery(store, mail_config(port, security=security, username=USER, password=SECRET))
         assert await untrusting.run_once(now=T0 + 2 + 60) == 0  # the system CAs do not know this certificate
-    assert len(handler.envelopes) == 1
+    assert len(inbox.envelopes) == 1
     failed = (await store.list_messages())[0]
     assert (failed.status, failed.attempts) == ("pending", 2)
     assert "certificate is not trusted (self-signed certificate)" in failed.last_error
@@ -212,7 +158,7 @@ async def test_encrypted_and_logged_in(store: Store, tmp_path: Path, security: s
 
 async def test_wrong_password_is_retried_and_explained(store: Store, tmp_path: Path) -> None:
     server_tls, client_tls = self_signed(tmp_path)
-    async with smtp_server(Collector(), tls=server_tls, login=True) as port:
+    async with smtp_server(Inbox(), tls=server_tls, login=(USER, SECRET)) as port:
         await enqueue_mail(store)
         config = mail_config(port, security="starttls", username=USER, password="nope")
         assert await OutboxDelivery(store, config, tls_context=client_tls).run_once(now=T0 + 1) == 0
@@ -221,7 +167,7 @@ async def test_wrong_password_is_retried_and_explained(store: Store, tmp_path: P
 
 
 async def test_smtp_down_then_up_retries_with_backoff_and_never_resends(store: Store) -> None:
-    handler = Collector()
+    inbox = Inbox()
     with closed_port() as sock:
         port = sock.getsockname()[1]
         await enqueue_mail(store)
@@ -230,13 +176,13 @@ async def test_smtp_down_then_up_retries_with_backoff_and_never_resends(store: S
         [message] = await store.list_messages()
         assert (message.status, message.attempts, message.next_attempt) == ("pending", 1, T0 + 61)
         assert message.last_error == f"cannot connect to 127.0.0.1:{port}: connection refused"
-    async with smtp_server(handler, port=port):
+    async with smtp_server(inbox, port=port):
         assert await delivery.run_once(now=T0 + 60) == 0  # not due yet
-        assert handler.envelopes == []
+        assert inbox.envelopes == []
         assert await delivery.run_once(now=T0 + 61) == 1
         restarted = OutboxDelivery(store, mail_config(port))
         assert await restarted.run_once(now=T0 + 10_000) == 0
-    assert len(handler.envelopes) == 1
+    assert len(inbox.envelopes) == 1
     [message] = await store.list_messages()
     assert (message.status, message.attempts, message.last_error) == ("sent", 2, "")
 
@@ -253,8 +199,8 @@ async def test_after_max_attempts_the_message_fails(store: Store) -> None:
 
 
 async def test_a_refused_recipient_fails_at_once(store: Store) -> None:
-    handler = Collector(refuse={"gone@school.test"})
-    async with smtp_server(handler) as port:
+    inbox = Inbox(refuse={"gone@school.test"})
+    async with smtp_server(inbox) as port:
         await enqueue_mail(store, recipient="gone@school.test")
         assert await OutboxDelivery(store, mail_config(port)).run_once(now=T0 + 1) == 0
     [message] = await store.list_messages()
@@ -273,56 +219,26 @@ def test_a_header_with_a_line_break_cannot_be_sent(store: Store) -> None:
 
 
 async def test_without_mail_settings_mail_waits_and_webhooks_go(store: Store) -> None:
-    async with webhook_receiver() as hooks:
+    hooks: list[WebhookCall] = []
+    async with webhook_receiver(hooks) as url:
         await enqueue_mail(store)
         await store.enqueue_message(dedup_key="alert:1:webhook", channel="webhook", kind="alert",
-                                    recipient=hooks.url, subject="", body_text='{"rule": "self-harm"}', now=T0)  # fmt: skip
+                                    recipient=url, subject="", body_text='{"rule": "self-harm"}', now=T0)  # fmt: skip
         delivery = OutboxDelivery(store, MailConfig())
         assert await delivery.run_once(now=T0 + 1) == 1
     mail, hook = sorted(await store.list_messages(), key=lambda m: m.channel)
     assert (mail.status, mail.attempts, mail.last_error) == ("pending", 0, "")
-    assert hook.status == "sent" and hooks.bodies == [{"rule": "self-harm"}]
+    assert hook.status == "sent" and [call.body for call in hooks] == [{"rule": "self-harm"}]
 
 
 # --- webhooks ------------------------------------------------------------------------------
 
 
-@dataclass
-class Hooks:
-    url: str
-    bodies: list[Any] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)  # statuses to answer, then 204
-
-
-@contextlib.asynccontextmanager
-async def webhook_receiver() -> AsyncIterator[Hooks]:
-    hooks = Hooks("")
-
-    async def receive(request: web.Request) -> web.Response:
-        hooks.bodies.append(await request.json())
-        hooks.headers.append(dict(request.headers))
-        return web.Response(status=hooks.answers.pop(0) if hooks.answers else 204)
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    hooks.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield hooks
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_webhook_gets_the_json_and_a_failure_is_retried(store: Store) -> None:
-    async with webhook_receiver() as hooks:
-        hooks.answers = [503]
+    hooks: list[WebhookCall] = []
+    async with webhook_receiver(hooks, answers=[503]) as url:
         await store.enqueue_message(
-            dedup_key="alert:7:webhook", channel="webhook", kind="alert", recipient=hooks.url, subject="",
+            dedup_key="alert:7:webhook", channel="webhook", kind="alert", recipient=url, subject="",
             body_text=json.dumps({"alert": 7}), headers={"X-Filterdns-Event": "alert"}, now=T0,
         )  # fmt: skip
         delivery = OutboxDelivery(store, MailConfig())
@@ -331,9 +247,9 @@ async def test_a_webhook_gets_the_json_and_a_failure_is_retried(store: Store) ->
         assert (message.status, message.last_error) == ("pending", "the webhook answered HTTP 503 Service Unavailable")
         assert await delivery.run_once(now=message.next_attempt) == 1
         assert await delivery.run_once(now=T0 + 10_000) == 0
-    assert hooks.bodies == [{"alert": 7}, {"alert": 7}]
-    assert hooks.headers[-1]["Content-Type"] == "application/json"
-    assert hooks.headers[-1]["X-Filterdns-Event"] == "alert"
+    assert [call.body for call in hooks] == [{"alert": 7}, {"alert": 7}]
+    assert hooks[-1].headers["Content-Type"] == "application/json"
+    assert hooks[-1].headers["X-Filterdns-Event"] == "alert"
     assert (await store.list_messages())[0].status == "sent"
 
 
@@ -353,16 +269,17 @@ async def test_an_unreachable_webhook_is_explained(store: Store) -> None:
 async def test_only_the_lease_holder_delivers(store: Store, tmp_path: Path) -> None:
     other = await open_store(StoreConfig(node="node-b"), tmp_path)
     try:
-        async with webhook_receiver() as hooks:
-            await store.enqueue_message(dedup_key="w", channel="webhook", kind="alert", recipient=hooks.url,
+        hooks: list[WebhookCall] = []
+        async with webhook_receiver(hooks) as url:
+            await store.enqueue_message(dedup_key="w", channel="webhook", kind="alert", recipient=url,
                                         subject="", body_text="{}", now=T0)  # fmt: skip
             a, b = OutboxDelivery(store, MailConfig()), OutboxDelivery(other, MailConfig())
             assert await b.run_once(now=T0) == 1  # b holds the lease now
-            await store.enqueue_message(dedup_key="w2", channel="webhook", kind="alert", recipient=hooks.url,
+            await store.enqueue_message(dedup_key="w2", channel="webhook", kind="alert", recipient=url,
                                         subject="", body_text="{}", now=T0)  # fmt: skip
             assert await a.run_once(now=T0 + 1) == 0
             assert await a.run_once(now=T0 + 100) == 1  # b stopped renewing: a took over
-        assert len(hooks.bodies) == 2
+        assert len(hooks) == 2
     finally:
         await other.close()
 
@@ -381,23 +298,24 @@ async def test_run_forever_survives_store_errors_wakes_on_demand_and_releases_it
         return await real_acquire(name, **kwargs)
 
     monkeypatch.setattr(store, "acquire_lease", flaky_acquire)
-    async with webhook_receiver() as hooks:
+    hooks: list[WebhookCall] = []
+    async with webhook_receiver(hooks) as url:
         delivery = OutboxDelivery(store, MailConfig(), poll_interval=30.0)
         task = asyncio.create_task(delivery.run_forever())
         try:
-            await store.enqueue_message(dedup_key="w", channel="webhook", kind="test", recipient=hooks.url,
+            await store.enqueue_message(dedup_key="w", channel="webhook", kind="test", recipient=url,
                                         subject="", body_text='{"n": 1}')  # fmt: skip
             for _ in range(3):  # two failing passes, then one that delivers
                 delivery.wake()
                 await asyncio.sleep(0.05)
             async with asyncio.timeout(5):
-                while not hooks.bodies:
+                while not hooks:
                     await asyncio.sleep(0.01)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    assert hooks.bodies == [{"n": 1}]
+    assert [call.body for call in hooks] == [{"n": 1}]
     assert calls >= 3
     other = await open_store(StoreConfig(node="node-b"), tmp_path)
     try:

@@ -3,73 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from filterdns.config.model import MailConfig
-from filterdns.store import OutboxMessage, Store, StoreConfig, open_store
-from tests.support.postgres import PostgresServer, start_server
+from filterdns.store import OutboxMessage, Store
+from tests.support import stores
+from tests.support.stores import StoreFactory
+
+pg_server, store_factory, store = stores.pg_server, stores.store_factory, stores.store
 
 T0 = 1_700_000_000.0
-
-StoreFactory = Callable[..., Awaitable[Store]]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer | None]:
-    """Started only when a postgres-parametrised test asks for it."""
-    try:
-        import asyncpg  # noqa: F401
-    except ImportError:
-        yield None
-        return
-    server = start_server()
-    yield server
-    if server is not None:
-        server.destroy()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """Opens stores (as different nodes) on one fresh database of the parametrised kind."""
-    if request.param == "sqlite":
-        def settings(node: str) -> StoreConfig:
-            return StoreConfig(node=node)
-    else:
-        server = request.getfixturevalue("pg_server")
-        if server is None:
-            pytest.skip("PostgreSQL server or asyncpg is not installed")
-        import asyncpg
-
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        conn = await asyncpg.connect(server.dsn())
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-
-        def settings(node: str) -> StoreConfig:
-            return StoreConfig(backend="postgres", dsn=server.dsn(name), node=node)
-
-    stores: list[Store] = []
-
-    async def factory(node: str = "node-a") -> Store:
-        store = await open_store(settings(node), tmp_path)
-        stores.append(store)
-        return store
-
-    yield factory
-    for store in stores:
-        await store.close()
-
-
-@pytest.fixture
-async def store(store_factory: StoreFactory) -> Store:
-    return await store_factory()
 
 
 async def enqueue(store: Store, key: str = "test:1", *, now: float = T0, **fields: Any) -> bool:

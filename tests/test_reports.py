@@ -27,6 +27,10 @@ from filterdns.reports.weekly import (
 )
 from filterdns.resolver.events import QueryEvent
 from filterdns.store import DAY, Store, StoreConfig, open_store
+from tests.support import stores
+from tests.support.stores import StoreFactory
+
+pg_server, store_factory = stores.pg_server, stores.store_factory  # both backends, for the parents' store API
 
 LONDON = ZoneInfo("Europe/London")
 # Monday 9 March 2026; London is on GMT (UTC+0) until 29 March.
@@ -255,44 +259,8 @@ def test_report_settings_are_checked():
 # --- store: parents, password links, secrets (both backends) ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres_server():
-    from tests.support.postgres import start_server
-
-    try:
-        import asyncpg  # noqa: F401
-    except ImportError:
-        yield None
-        return
-    server = start_server()
-    yield server
-    if server is not None:
-        server.destroy()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def any_store(request, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        opened = await open_store(StoreConfig(node="test"), tmp_path)
-    else:
-        server = request.getfixturevalue("postgres_server")
-        if server is None:
-            pytest.skip("PostgreSQL or asyncpg is not installed")
-        import uuid
-
-        import asyncpg
-
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        conn = await asyncpg.connect(server.dsn())
-        await conn.execute(f"CREATE DATABASE {name}")
-        await conn.close()
-        opened = await open_store(StoreConfig(backend="postgres", dsn=server.dsn(name), node="test"), tmp_path)
-    yield opened
-    await opened.close()
-
-
-async def test_parent_profiles(any_store: Store):
-    store = any_store
+async def test_parent_profiles(store_factory: StoreFactory):
+    store = await store_factory()
     await store.create_user("ana@example.org", "parent", "!", groups=["7b"])
     profile = await store.save_parent_profile("ana@example.org", [("Bia", "7b"), ("Caio", "8c")])
     assert profile.children == (("Bia", "7b"), ("Caio", "8c")) and profile.language == ""
@@ -305,8 +273,8 @@ async def test_parent_profiles(any_store: Store):
     assert await store.get_parent_profile("ana@example.org") is None
 
 
-async def test_password_links_work_once_and_expire(any_store: Store):
-    store = any_store
+async def test_password_links_work_once_and_expire(store_factory: StoreFactory):
+    store = await store_factory()
     await store.create_user("ana@example.org", "parent", "!")
     await store.put_password_token("ana@example.org", "hash-1", 2000.0, now=1000.0)
     assert await store.password_token_user("hash-1", now=1500.0) == "ana@example.org"
@@ -317,8 +285,8 @@ async def test_password_links_work_once_and_expire(any_store: Store):
     assert await store.use_password_token("hash-2", now=1500.0) is None  # used up
 
 
-async def test_secrets_are_made_once_and_rotated(any_store: Store):
-    store = any_store
+async def test_secrets_are_made_once_and_rotated(store_factory: StoreFactory):
+    store = await store_factory()
     assert await store.get_secret("report-links", "first") == "first"
     assert await store.get_secret("report-links", "second") == "first"
     await store.set_secret("report-links", "rotated")

@@ -6,17 +6,19 @@ not installed."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-asyncpg = pytest.importorskip("asyncpg")
+pytest.importorskip("asyncpg")
 
-from filterdns.store import StoreError, StoreConfig, StoreSink, create_store, open_store  # noqa: E402
+from filterdns.store import StoreConfig, StoreError, StoreSink, create_store  # noqa: E402
 from filterdns.store.postgres import describe_dsn, numbered  # noqa: E402
-from tests.support.postgres import PostgresServer, start_server  # noqa: E402
+from tests.support import stores  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+from tests.support.stores import open_stores  # noqa: E402
 
 pytest.register_assert_rewrite("tests.store_contract")
 from tests.store_contract import (  # noqa: E402
@@ -29,40 +31,26 @@ from tests.store_contract import (  # noqa: E402
     wait_until,
 )
 
+pg_server = stores.pg_server
+
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    started = start_server()
-    if started is None:
+def server(pg_server: PostgresServer | None) -> PostgresServer:
+    if pg_server is None:
         pytest.skip("PostgreSQL server binaries are not installed (Debian package postgresql)")
-    yield started
-    started.destroy()
+    return pg_server
 
 
 @pytest.fixture
 async def dsn(server: PostgresServer) -> str:
     """A new, empty database for one test."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(server.dsn())
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return server.dsn(name)
+    return await server.new_database()
 
 
 @pytest.fixture
-async def store_factory(dsn: str, tmp_path: Any) -> AsyncIterator[StoreFactory]:
-    stores: list[Any] = []
-
-    async def factory(node: str = "node-a", **settings: Any) -> Any:
-        store = await open_store(StoreConfig(backend="postgres", dsn=dsn, node=node, **settings), tmp_path)
-        stores.append(store)
-        return store
-
-    yield factory
-    for store in stores:
-        await store.close()
+async def store_factory(dsn: str, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    async with open_stores(StoreConfig(backend="postgres", dsn=dsn), tmp_path) as factory:
+        yield factory
 
 
 @contextlib.contextmanager

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from filterdns.store import StoreConfig, StoreError, StoreSink, open_store
 from filterdns.store.base import load_migrations
-from filterdns.store import StoreError, StoreConfig, StoreSink, open_store
 from filterdns.store.sqlite import SQLiteStore
+from tests.support.stores import open_stores
 
 pytest.register_assert_rewrite("tests.store_contract")
 from tests.store_contract import (  # noqa: E402  (after the assert-rewrite registration)
@@ -39,16 +40,8 @@ async def open_sqlite(data_dir: Path, **settings: Any) -> SQLiteStore:
 
 @pytest.fixture
 async def store_factory(tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    stores: list[Any] = []
-
-    async def factory(node: str = "node-a", **settings: Any) -> Any:
-        store = await open_sqlite(tmp_path, node=node, **settings)
-        stores.append(store)
-        return store
-
-    yield factory
-    for store in stores:
-        await store.close()
+    async with open_stores(StoreConfig(), tmp_path) as factory:
+        yield factory
 
 
 @contextlib.contextmanager

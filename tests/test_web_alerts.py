@@ -44,13 +44,6 @@ async def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         yield console
 
 
-async def page(console: Console, path: str, status: int = 200) -> str:
-    response = await console.client.get(path, allow_redirects=False)
-    text = await response.text()
-    assert response.status == status, (path, response.status, text[-800:])
-    return text
-
-
 async def an_alert(console: Console, **changes: Any) -> Alert:
     """An alert over five blocked adult lookups (one with a hostile name), as the evaluator
     would have raised it, amid lookups that are not part of it."""
@@ -78,26 +71,26 @@ async def an_alert(console: Console, **changes: Any) -> Alert:
 async def test_the_list_and_the_open_count(console: Console) -> None:
     alert = await an_alert(console)
     await console.logged_in("ada")
-    text = await page(console, "/alerts")
+    text = await console.page("/alerts")
     assert '<a id="nav-alerts" href="/alerts" aria-current="page">Alerts <span class="count">1</span></a>' in text
     row = text.split(f'id="alert-{alert.id}"')[1].split("</tr>")[0]
     for cell in ("adult", "10.0.7.21 (MAC aa:bb:cc:00:07:21)", "<td>7b</td>", '<td class="num">5</td>'):
         assert cell in row
     assert 'id="acknowledged-alerts"' in text and "None yet." in text
-    assert "Alerts <span" in await page(console, "/overrides")  # on every page
+    assert "Alerts <span" in await console.page("/overrides")  # on every page
 
 
 async def test_the_detail_shows_the_bursts_lookups_escaped(console: Console) -> None:
     alert = await an_alert(console)
     await console.logged_in("ada")
-    text = await page(console, f"/alerts/{alert.id}")
+    text = await console.page(f"/alerts/{alert.id}")
     lookups = text.split('id="alert-lookups"')[1]
     assert [f"site{i}.adult.example" in lookups for i in range(4)] == [True] * 4
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.example" in lookups and "<script>alert" not in text
     for other in ("games.example", "other.adult.example", "later.adult.example"):
         assert other not in lookups
     assert 'id="acknowledge-form"' in text
-    await page(console, "/alerts/9999", 404)
+    await console.page("/alerts/9999", 404)
 
 
 async def test_a_group_alerts_lookups_span_its_devices_and_bypass_includes_canaries(console: Console) -> None:
@@ -110,7 +103,7 @@ async def test_a_group_alerts_lookups_span_its_devices_and_bypass_includes_canar
     alert = await an_alert(console, rule="bypass", subject_kind="group", subject="7b", client="", mac="",
                            categories=["bypass"], first_time=t0, last_time=t0 + 2)  # fmt: skip
     await console.logged_in("ada")
-    text = await page(console, f"/alerts/{alert.id}")
+    text = await console.page(f"/alerts/{alert.id}")
     assert "several devices" in text
     lookups = text.split('id="alert-lookups"')[1]
     assert "use-application-dns.net" in lookups and "vpn.example" in lookups and "denied.example" not in lookups
@@ -133,10 +126,10 @@ async def test_acknowledging_needs_a_note_is_audited_and_happens_once(console: C
     [entry] = await console.store.list_audit(AuditFilter(action="alert.acknowledge"))
     assert (entry.actor, entry.target, entry.detail) == ("ada", f"alert {alert.id}", {"rule": "adult"})
 
-    text = await page(console, f"/alerts/{alert.id}?done=acknowledged")
+    text = await console.page(f"/alerts/{alert.id}?done=acknowledged")
     assert "Alert acknowledged." in text and "Spoke to &lt;b&gt;the pupil&lt;/b&gt;" in text
     assert 'class="count"' not in text  # nothing open any more
-    assert f'id="alert-{alert.id}"' in (await page(console, "/alerts")).split('id="acknowledged-alerts"')[1]
+    assert f'id="alert-{alert.id}"' in (await console.page("/alerts")).split('id="acknowledged-alerts"')[1]
 
     response = await console.post(f"/alerts/{alert.id}/acknowledge", {"note": "again"}, token)
     assert response.status == 409 and "ada acknowledged this alert already" in await response.text()
@@ -146,7 +139,7 @@ async def test_acknowledging_needs_a_note_is_audited_and_happens_once(console: C
 async def test_html_in_a_groups_name_is_escaped(console: Console) -> None:
     await an_alert(console, group="<i>7b</i>", rule="<b>rule</b>")
     await console.logged_in("ada")
-    text = await page(console, "/alerts")
+    text = await console.page("/alerts")
     assert "&lt;i&gt;7b&lt;/i&gt;" in text and "&lt;b&gt;rule&lt;/b&gt;" in text
     assert "<i>7b" not in text and "<b>rule" not in text
 
@@ -156,14 +149,14 @@ async def test_only_admins_see_alerts(console: Console, who: str) -> None:
     alert = await an_alert(console)
     token = await console.logged_in(who)
     for path in ("/alerts", f"/alerts/{alert.id}", "/alerts/rules", "/alerts/rules/x"):
-        await page(console, path, 403)
+        await console.page(path, 403)
     response = await console.post(f"/alerts/{alert.id}/acknowledge", {"note": "seen"}, token)
     assert response.status == 403
     response = await console.post("/alerts/rules", {"name": "x", "threshold": "5", "minutes": "10"}, token)
     assert response.status == 403
     assert (await console.store.get_alert(alert.id)).open  # type: ignore[union-attr]
     if who != "pat":  # parents have no console pages at all
-        assert 'id="nav-alerts"' not in await page(console, "/overrides")
+        assert 'id="nav-alerts"' not in await console.page("/overrides")
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -187,7 +180,7 @@ async def post_rule(console: Console, path: str, token: str, **changes: Any):
 
 async def test_admins_add_change_and_remove_rules_as_policy_revisions(console: Console) -> None:
     token = await console.logged_in("ada")
-    text = await page(console, "/alerts/rules")
+    text = await console.page("/alerts/rules")
     assert "No alert rules yet." in text and 'name="categories" value="games"' in text
 
     response = await post_rule(console, "/alerts/rules", token)
@@ -204,10 +197,10 @@ async def test_admins_add_change_and_remove_rules_as_policy_revisions(console: C
     assert saved is not None and (saved.id, saved.author, saved.comment) == (revision, "ada", "add alert rule adult-attempts: KCSIE")
     [entry] = await console.store.list_audit(AuditFilter(action="policy.change"))
     assert entry.actor == "ada"
-    text = await page(console, f"/alerts/rules?saved={revision}")
+    text = await console.page(f"/alerts/rules?saved={revision}")
     assert f"Saved as revision {revision}" in text and 'href="/alerts/rules/adult-attempts"' in text
 
-    edit = await page(console, "/alerts/rules/adult-attempts")
+    edit = await console.page("/alerts/rules/adult-attempts")
     assert 'name="categories" value="adult" checked' in edit and 'value="group" selected' not in edit
     response = await post_rule(console, "/alerts/rules/adult-attempts", token, name="ignored", threshold="3",
                                minutes="2.5", per="group", groups=[], bypass="", webhooks="")  # fmt: skip
@@ -220,7 +213,7 @@ async def test_admins_add_change_and_remove_rules_as_policy_revisions(console: C
     response = await console.post("/alerts/rules/adult-attempts/delete", {}, token)
     assert response.status == 303
     assert console.control.config.alert_rules == () and console.control.revision == revision + 2
-    await page(console, "/alerts/rules/adult-attempts", 404)
+    await console.page("/alerts/rules/adult-attempts", 404)
 
 
 async def test_refused_rules_come_back_with_the_loaders_problems(console: Console) -> None:

@@ -59,13 +59,6 @@ async def console(tmp_path: Path):
         yield console
 
 
-async def get(console: Console, path: str, status: int = 200) -> str:
-    response = await console.client.get(path, allow_redirects=False)
-    text = await response.text()
-    assert response.status == status, (path, response.status, text[-800:])
-    return text
-
-
 def sections(text: str) -> dict[str, list[list[str]]]:
     """The CSV's sections by title: the rows after the title row, up to an empty row."""
     found: dict[str, list[list[str]]] = {}
@@ -82,7 +75,7 @@ def sections(text: str) -> dict[str, list[list[str]]]:
 
 async def test_the_printable_page_shows_the_report_with_names_escaped(console: Console) -> None:
     await console.logged_in("vic")
-    html = await get(console, "/compliance")
+    html = await console.page("/compliance")
     assert "Filtering and compliance report: All sites" in html
     assert re.search(r'id="total-queries">16<', html) and re.search(r'id="total-blocked">10<', html)
     assert re.search(r'id="total-changes">1<', html)
@@ -108,13 +101,13 @@ async def test_a_site_and_dates_choose_what_is_counted(console: Console) -> None
     await console.logged_in("ada")
     today = datetime.now(ZoneInfo("Europe/London")).date()
     query = urlencode({"site": NORTH, "from": (today - timedelta(days=7)).isoformat(), "to": today.isoformat()})
-    html = await get(console, f"/compliance?{query}")
+    html = await console.page(f"/compliance?{query}")
     assert "Filtering and compliance report: North &lt;i&gt;Campus&lt;/i&gt;" in html
     assert re.search(r'id="total-blocked">7<', html) and re.search(r'id="total-groups">2<', html)
     assert "HYPERLINK" not in html.split('id="compliance-report"')[1]
     # A period with nothing in it: the days before the events.
     empty = urlencode({"site": NORTH, "from": "2026-01-01", "to": "2026-01-31"})
-    html = await get(console, f"/compliance?{empty}")
+    html = await console.page(f"/compliance?{empty}")
     assert re.search(r'id="total-blocked">0<', html) and "No changes to filtering in this period." in html
 
 
@@ -179,14 +172,14 @@ async def test_only_admins_and_viewers_get_the_report(console: Console) -> None:
     for name in ("tom", "pat"):
         await console.logged_in(name)
         for path in ("/compliance", "/compliance.csv?site="):
-            await get(console, path, 403)
+            await console.page(path, 403)
         console.client.session.cookie_jar.clear()
     await console.logged_in("tom")
-    assert 'id="nav-compliance"' not in await get(console, "/")
+    assert 'id="nav-compliance"' not in await console.page("/")
     assert await console.store.list_audit(AuditFilter(action="report.compliance_export")) == []
     console.client.session.cookie_jar.clear()
     await console.logged_in("ada")
-    assert 'id="total-blocked"' in await get(console, "/compliance")
+    assert 'id="total-blocked"' in await console.page("/compliance")
 
 
 async def test_bad_requests_say_what_is_wrong(console: Console) -> None:
@@ -197,7 +190,7 @@ async def test_bad_requests_say_what_is_wrong(console: Console) -> None:
         ({"from": "yesterday"}, "from: &#39;yesterday&#39; is not a date"),
         ({"site": "Atlantis"}, "no group belongs to a site called &#39;Atlantis&#39;"),
     ):
-        html = await get(console, f"/compliance?{urlencode(query)}", 400)
+        html = await console.page(f"/compliance?{urlencode(query)}", 400)
         assert message in html and 'id="compliance-form"' in html and 'id="compliance-report"' not in html
-        assert message in await get(console, f"/compliance.csv?{urlencode(query)}", 400)
+        assert message in await console.page(f"/compliance.csv?{urlencode(query)}", 400)
     assert await console.store.list_audit(AuditFilter(action="report.compliance_export")) == []

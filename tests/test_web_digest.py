@@ -6,16 +6,12 @@ token) so the next week's digest is not sent. And the setting on the parent's pa
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope
 
 from filterdns.config.loader import load_config
 from filterdns.config.model import Config
@@ -23,38 +19,18 @@ from filterdns.notify.delivery import OutboxDelivery
 from filterdns.reports.digest_job import DigestJob
 from filterdns.store import AuditFilter, StoreConfig, open_store
 from filterdns.web.views_digest import unsubscribe_path, unsubscribe_secret, unsubscribe_token
+from tests.support.mail import Inbox, smtp_server
 from tests.support.web import CONFIG_YAML, Console, make_console
 from tests.test_digest import SEND, WEEK_EVENTS, flat
 
 WEEK = 7 * 24 * 3600.0
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every mail it accepts."""
-
-    def __init__(self) -> None:
-        self.mails: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.mails.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
-        return "250 OK"
-
-    def to(self, recipient: str) -> list[EmailMessage]:
-        return [mail for mail in self.mails if mail["To"] == recipient]
-
-
 @pytest.fixture
 async def smtp() -> AsyncIterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(inbox, hostname="smtp.test"), "127.0.0.1", 0
-    )
-    try:
-        yield inbox, server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with smtp_server(inbox) as port:
+        yield inbox, port
 
 
 @pytest.fixture
@@ -85,13 +61,6 @@ def parts(mail: EmailMessage) -> tuple[str, str]:
     text, html = mail.get_body(("plain",)), mail.get_body(("html",))
     assert text is not None and html is not None
     return text.get_content(), html.get_content()
-
-
-async def page(console: Console, path: str, status: int = 200) -> str:
-    response = await console.client.get(path, allow_redirects=False)
-    text = await response.text()
-    assert response.status == status, (path, response.status, text[-600:])
-    return text
 
 
 def form_token(html: str) -> str:
@@ -144,7 +113,7 @@ async def test_the_digest_reaches_a_real_mail_server_once_and_stops_after_unsubs
 
     # Unsubscribing through the mail's link: the page asks first, the button unsubscribes.
     path = unsubscribe_url.removeprefix(config.web.base_url)
-    asking = await page(console, path)
+    asking = await console.page(path)
     assert "Stop the weekly email?" in asking and "ana@example.org" in asking
     assert (await store.get_parent_profile("ana@example.org")).digest  # a GET changes nothing
     response = await console.client.post(path, data={"csrf_token": form_token(asking)})
@@ -162,7 +131,7 @@ async def test_the_unsubscribe_link_asks_first_in_the_parents_language(console: 
     await add_parent(console, "gil@example.org", "8c", "Caio", "pt-BR")
     store = console.store
     path = unsubscribe_path(unsubscribe_token(await unsubscribe_secret(store), "gil@example.org"))
-    asking = await page(console, path)
+    asking = await console.page(path)
     assert '<html lang="pt-BR">' in asking and "Parar de receber o e-mail semanal?" in asking
     assert 'id="unsubscribe-form"' in asking
     response = await console.client.post(path, data={"csrf_token": form_token(asking)})
@@ -172,7 +141,7 @@ async def test_the_unsubscribe_link_asks_first_in_the_parents_language(console: 
     [entry] = await store.list_audit(AuditFilter(action="parent.unsubscribe"))
     assert (entry.actor, entry.target, entry.detail) == ("gil@example.org", "gil@example.org", {"via": "link"})
     # Visiting again says so; unsubscribing again changes and records nothing.
-    assert "Inscrição cancelada" in await page(console, path)
+    assert "Inscrição cancelada" in await console.page(path)
     await console.client.post(path, data={"csrf_token": form_token(asking)})
     assert len(await store.list_audit(AuditFilter(action="parent.unsubscribe"))) == 1
 
@@ -191,7 +160,7 @@ async def test_the_unsubscribe_link_asks_first_in_the_parents_language(console: 
         unsubscribe_path("not-base64!.x"),
         gone,
     ):
-        assert "This link does not work" in await page(console, dead, 404)
+        assert "This link does not work" in await console.page(dead, 404)
         assert (await console.client.post(dead, data={"List-Unsubscribe": "One-Click"})).status == 404
 
 
@@ -215,14 +184,14 @@ async def test_one_click_unsubscribe_needs_no_session_and_no_csrf_token(console:
 async def test_parents_turn_the_weekly_email_off_and_on_on_their_page(console: Console, tmp_path: Path):
     await add_parent(console, "ana@example.org", "7b", "Bia")
     await console.logged_in("ana@example.org")
-    assert 'id="digest-form"' not in await page(console, "/family")  # no mail configured: not offered
+    assert 'id="digest-form"' not in await console.page("/family")  # no mail configured: not offered
     console.control.config = mail_config(tmp_path, console)
-    home = await page(console, "/family")
+    home = await console.page("/family")
     assert "Email me the weekly report" in home and re.search(r'id="digest-on"[^>]* checked', home)
 
     response = await console.post("/family/digest", {}, form_token(home))  # the box unticked
     assert response.status == 303 and response.headers["Location"] == "/family?saved=digest"
-    home = await page(console, "/family?saved=digest")
+    home = await console.page("/family?saved=digest")
     assert 'id="digest-notice"' in home and not re.search(r'id="digest-on"[^>]* checked', home)
     assert not (await console.store.get_parent_profile("ana@example.org")).digest
     await console.post("/family/digest", {"digest": "on"}, form_token(home))

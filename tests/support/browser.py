@@ -8,16 +8,30 @@ so two people signed in side by side never share a session.
 
 Everything the browser is told to load is on 127.0.0.1; the flags below also switch off the
 background traffic Chromium would otherwise start by itself (updates, sync, QUIC probes).
+
+A browser test module drives one real ``filterdns serve`` (a ``Site`` from ``running_site``,
+with its accounts made before it starts) and reaches the server's database with
+``store_call``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
+
+from filterdns.store import StoreConfig, open_store
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.server import FilterDnsProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = (
@@ -48,15 +62,73 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+@dataclass(frozen=True)
+class Site:
+    """The running ``filterdns serve`` a browser test module drives, and its data folder."""
+
+    server: FilterDnsProcess
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.console_url
+
+
+@contextmanager
+def running_site(
+    workdir: Path, config: Callable[[int], dict], accounts: Iterable[tuple[str, str, str]], password: str
+) -> Iterator[Site]:
+    """``filterdns serve`` in ``workdir`` with a fake upstream DNS server: ``config`` makes
+    its config from the upstream's port; each account (name, role, comma-separated groups)
+    is made, with ``password``, before the server starts."""
+    with FakeUpstream() as upstream:
+        server = FilterDnsProcess(config(upstream.port), workdir)
+        server.write_config()
+        for name, role, groups in accounts:
+            _add_account(server.config_path, name, role, groups, password)
+        with server:
+            yield Site(server, workdir / "data")
+
+
+def _add_account(config_path: Path, name: str, role: str, groups: str, password: str) -> None:
+    """``filterdns user add``, the way an administrator makes accounts on the server."""
+    # -c belongs to ``user``, before its sub-command
+    command = [sys.executable, "-m", "filterdns", "user", "-c", str(config_path), "add", name, "--role", role, "--password-stdin"]
+    if groups:
+        command += ["--groups", groups]
+    result = subprocess.run(
+        command, check=False, input=password + "\n", capture_output=True, text=True, timeout=30,
+        cwd=config_path.parent,  # as FilterDnsProcess does: both run the same installed filterdns
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def store_call(site: Site, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the Store API on the server's own database file. In a thread of its own because
+    Playwright's sync API keeps an event loop on the test's thread."""
+
+    async def run() -> Any:
+        store = await open_store(StoreConfig(node="browser-test"), site.data_dir)
+        try:
+            return await getattr(store, method)(*args, **kwargs)
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=10)
+
+
 class Console:
     """One person's tab on the staff console, in a browser context of its own.
 
     Every JavaScript dialog (``alert`` and friends) is recorded in ``dialogs`` and dismissed:
     a console page must never raise one, so tests assert the list stays empty.
+    ``context_options`` are Playwright's ``new_context`` options beyond these (``locale``: the
+    language Chromium asks pages in).
     """
 
-    def __init__(self, browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP):
-        self.context: BrowserContext = browser.new_context(base_url=base_url, viewport=viewport)
+    def __init__(self, browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP, **context_options: Any):
+        self.context: BrowserContext = browser.new_context(base_url=base_url, viewport=viewport, **context_options)
         self.context.set_default_timeout(ACTION_TIMEOUT_MS)
         self.page: Page = self.context.new_page()
         self.dialogs: list[str] = []
@@ -101,9 +173,11 @@ class Console:
 
 
 @contextmanager
-def console(browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP) -> Iterator[Console]:
+def console(
+    browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP, **context_options: Any
+) -> Iterator[Console]:
     """A ``Console`` tab, closed (cookies and all) on exit."""
-    tab = Console(browser, base_url, viewport)
+    tab = Console(browser, base_url, viewport, **context_options)
     try:
         yield tab
     finally:

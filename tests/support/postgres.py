@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 # Durability is pointless for a test cluster; these make initdb and commits much faster.
@@ -55,7 +56,7 @@ class PostgresServer:
         command = [str(self.bindir / tool), *args]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(command, check=False, cwd=self.root, capture_output=True, text=True, timeout=60)
         if result.returncode:
             raise RuntimeError(f"{tool} failed: {result.stdout}{result.stderr}{self._log_tail()}")
 
@@ -81,6 +82,19 @@ class PostgresServer:
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    async def new_database(self) -> str:
+        """The DSN of a new, empty database: one per test keeps tests apart without the
+        cost of a cluster each. Needs asyncpg (imported here, so that this module does not)."""
+        import asyncpg
+
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        conn = await asyncpg.connect(self.dsn())
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+        return self.dsn(name)
 
 
 def start_server() -> PostgresServer | None:

@@ -1,14 +1,30 @@
-"""Fixtures for tests that must pass on both store backends: import ``pg_server`` and
-``store_factory`` into a test module. ``store_factory(node)`` opens a store on one fresh
-database of the parametrised kind (SQLite in the test's folder, or a new database on a
-throwaway PostgreSQL server, skipped when PostgreSQL or asyncpg is missing); opening it
-again is how a test restarts the service, or adds another node."""
+"""Store fixtures: the one place tests open stores on both backends.
+
+For tests that must pass on SQLite and PostgreSQL alike, give the test module the fixtures
+``pg_server`` and ``store_factory`` (and ``store``, unless it has a store fixture of its own)::
+
+    from tests.support import stores
+
+    pg_server, store_factory, store = stores.pg_server, stores.store_factory, stores.store
+
+(pytest finds fixtures among a module's names; assigned rather than imported, because a
+test's parameter of the same name would read to linters as redefining an unused import).
+``store_factory(node="node-a", **settings)`` opens a store on one fresh database of the
+parametrised kind: SQLite in the test's folder, or a new database on a throwaway PostgreSQL
+server (one per module), skipped when PostgreSQL or asyncpg is missing. Opening it again is
+how a test restarts the service, or adds another node; ``settings`` change other
+``StoreConfig`` fields.
+
+Tests of one backend only build their factory with ``open_stores``.
+"""
 
 from __future__ import annotations
 
-import uuid
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +34,28 @@ from tests.support.postgres import PostgresServer, start_server
 StoreFactory = Callable[..., Awaitable[Store]]
 
 
+@asynccontextmanager
+async def open_stores(base: StoreConfig, data_dir: Path) -> AsyncIterator[StoreFactory]:
+    """A factory of stores on the one database ``base`` names, each opened as ``node`` with
+    any other ``StoreConfig`` fields changed; every store it opened is closed on exit."""
+    stores: list[Store] = []
+
+    async def factory(node: str = "node-a", **settings: Any) -> Store:
+        store = await open_store(dataclasses.replace(base, node=node, **settings), data_dir)
+        stores.append(store)
+        return store
+
+    try:
+        yield factory
+    finally:
+        for store in stores:
+            await store.close()
+
+
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[PostgresServer | None]:
-    """Started only when a postgres-parametrised test asks for it."""
+    """One server per module, started only when a postgres-parametrised test asks for it;
+    None when PostgreSQL or asyncpg is not installed."""
     try:
         import asyncpg  # noqa: F401
     except ImportError:
@@ -34,32 +69,17 @@ def pg_server() -> Iterator[PostgresServer | None]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    if request.param == "sqlite":
-        def settings(node: str) -> StoreConfig:
-            return StoreConfig(node=node)
-    else:
+    base = StoreConfig()
+    if request.param == "postgres":
         server = request.getfixturevalue("pg_server")
         if server is None:
             pytest.skip("PostgreSQL server or asyncpg is not installed")
-        import asyncpg
+        base = StoreConfig(backend="postgres", dsn=await server.new_database())
+    async with open_stores(base, tmp_path) as factory:
+        yield factory
 
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        conn = await asyncpg.connect(server.dsn())
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
 
-        def settings(node: str) -> StoreConfig:
-            return StoreConfig(backend="postgres", dsn=server.dsn(name), node=node)
-
-    stores: list[Store] = []
-
-    async def factory(node: str = "node-a") -> Store:
-        store = await open_store(settings(node), tmp_path)
-        stores.append(store)
-        return store
-
-    yield factory
-    for store in stores:
-        await store.close()
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> Store:
+    """One store (node ``node-a``) on each backend."""
+    return await store_factory()

@@ -205,6 +205,14 @@ class Console:
         assert response.status == 303, await response.text()
         return await self.csrf("/")
 
+    async def page(self, path: str, status: int = 200) -> str:
+        """The body of a GET of ``path``, which must answer ``status`` itself (redirects are
+        not followed: a redirect to the login page is a failure to see, not a page)."""
+        response = await self.client.get(path, allow_redirects=False)
+        text = await response.text()
+        assert response.status == status, (path, response.status, text[-800:])
+        return text
+
     async def post(self, path: str, data: dict[str, Any], token: str) -> ClientResponse:
         return await self.client.post(path, data={**data, "csrf_token": token}, allow_redirects=False)
 
