@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal, Protocol
 
@@ -195,6 +195,10 @@ class _GroupState:
     # Overrides in force: category bit -> override, and domain -> override.
     overridden: dict[int, OverrideRule]
     domain_overrides: dict[str, OverrideRule]
+    # The verdict for "listed in this category", blocked or not, built once per state: the
+    # same object serves every listed name (a million names must not mean a million
+    # Decisions for the garbage collector to walk).
+    by_category: dict[int, Decision] = field(default_factory=dict)
 
 
 def _now_utc() -> datetime:
@@ -527,8 +531,38 @@ class PolicyEngine:
 
         mask = self._categories.index.match(name)
         if mask & state.blocked:
-            bit, category = self._first(mask & state.blocked)
-            override = state.overridden.get(bit)
+            return self._category_decision(policy, state, mask & state.blocked)
+
+        target = safe_search_target(name, policy.safe_search)
+        if target is not None:
+            return Decision(
+                "rewrite",
+                "safe-search",
+                group,
+                policy.block_mode,
+                rewrite_target=target,
+                detail=f"safe search for {group} answers {name} with {target}",
+            )
+
+        if not mask:
+            return policy.default_allow
+        # Listed but not blocked now: name the category, preferring one an open rule allows.
+        return self._category_decision(policy, state, mask & state.allowed or mask)
+
+    def _category_decision(self, policy: _GroupPolicy, state: _GroupState, mask: int) -> Decision:
+        """The verdict for a name listed in the categories of ``mask`` (the first one
+        decides): blocked if ``mask`` is within ``state.blocked``, else allowed and saying why."""
+        bit, category = self._first(mask)
+        decision = state.by_category.get(bit)
+        if decision is None:
+            decision = state.by_category[bit] = self._describe_category(policy, state, bit, category)
+        return decision
+
+    @staticmethod
+    def _describe_category(policy: _GroupPolicy, state: _GroupState, bit: int, category: str) -> Decision:
+        group = policy.name
+        override = state.overridden.get(bit)
+        if bit & state.blocked:
             if override is not None:
                 return Decision(
                     "block",
@@ -557,24 +591,7 @@ class PolicyEngine:
                 schedule_window=window.label,
                 detail=f"{category} is blocked for {group} during {window.schedule} ({window.label})",
             )
-
-        target = safe_search_target(name, policy.safe_search)
-        if target is not None:
-            return Decision(
-                "rewrite",
-                "safe-search",
-                group,
-                policy.block_mode,
-                rewrite_target=target,
-                detail=f"safe search for {group} answers {name} with {target}",
-            )
-
-        if not mask:
-            return policy.default_allow
-        # Listed but not blocked now: name the category, preferring one an open rule allows.
-        bit, category = self._first(mask & state.allowed or mask)
         window = state.allowed_by.get(bit)
-        override = state.overridden.get(bit)
         if override is not None:
             return Decision(
                 "allow",
