@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import operator
 from array import array
+from bisect import bisect_right
 from collections import defaultdict
 from typing import Iterable, Iterator
 from zlib import crc32
@@ -95,6 +96,26 @@ class DomainIndex:
         listings are all overridden (by an exception or a more specific listing) are left out."""
         data = name.encode()
         return [(data[position:].decode(), mask) for position, mask in self._decisions(data)]
+
+    def listed_below(self, name: str, mask: int, limit: int = 5) -> list[str]:
+        """Up to ``limit`` listed names strictly below ``name`` (``x.name``) that block a
+        category of ``mask``. For the console's "may a teacher lift this?" check, not for the
+        query path: it scans the blob, about 0.1 s per million names for a common suffix."""
+        needle = b"." + name.encode()
+        blob, offsets, block, allow = self._blob, self._offsets, self._block, self._allow
+        found: list[str] = []
+        position = blob.find(needle)
+        while position >= 0 and len(found) < limit:
+            end = position + len(needle)
+            entry = bisect_right(offsets, position) - 1
+            # A hit counts only when it ends exactly where its entry ends (names are packed
+            # with no separator, so a match may straddle two entries).
+            if offsets[entry + 1] == end:
+                blocks = block[entry] & ~(0 if allow is None else allow[entry])
+                if blocks & mask:
+                    found.append(blob[offsets[entry] : end].decode())
+            position = blob.find(needle, position + 1)
+        return found
 
     def _decisions(self, data: bytes) -> Iterator[tuple[int, int]]:
         """(start of suffix, categories it blocks) for each listed suffix of ``data`` that

@@ -2,6 +2,10 @@
 
 Order of precedence (first match wins):
 
+0. a teacher's override for a domain: a block always applies; an allow applies unless the
+   name is a bypass name, on the global deny list, or in a protected category blocked now
+   (those stay as the rules below decide: an override is a teacher's, the protections are
+   the school's). A teacher's category allow never lifts a protected category either;
 1. the group's allow list, then the global allow list (they win over everything, and the
    decision says which category they overrode);
 2. bypass protection: names that switch browsers and phones to their own encrypted DNS;
@@ -20,12 +24,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from filterdns.config.model import BlockMode, Config, GroupConfig, SafeSearchConfig
 from filterdns.policy.safesearch import safe_search_target
+from filterdns.policy.suffixes import is_public_suffix
 from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
 
 Action = Literal["allow", "block", "rewrite"]
@@ -64,6 +69,10 @@ class CategoryIndex(Protocol):
 
     def explain(self, name: str) -> list[tuple[str, int]]:
         """The listed suffixes of ``name`` with their category masks."""
+        ...
+
+    def listed_below(self, name: str, mask: int, limit: int = 5) -> list[str]:
+        """Up to ``limit`` listed names below ``name`` that block a category of ``mask``."""
         ...
 
 
@@ -215,10 +224,16 @@ def _bits(mask: int) -> list[int]:
 
 
 def _state(
-    policy: _GroupPolicy, active: Mapping[str, Window | None], overrides: Sequence[OverrideRule], bits: Mapping[str, int]
+    policy: _GroupPolicy,
+    active: Mapping[str, Window | None],
+    overrides: Sequence[OverrideRule],
+    bits: Mapping[str, int],
+    protected: int,
 ) -> _GroupState:
     """Apply the open rules in config order, so a later rule overrides an earlier one, then the
-    group's overrides in force, which win over the rules for as long as they last."""
+    group's overrides in force, which win over the rules for as long as they last; an allow
+    override of a ``protected`` category is ignored (the console refuses to make one, and a
+    stored one must not take effect either)."""
     blocked = policy.always
     blocked_by: dict[int, Window] = {}
     allowed_by: dict[int, Window] = {}
@@ -246,7 +261,7 @@ def _state(
             domain_overrides[override.domain] = override
             continue
         bit = bits.get(override.category, 0)
-        if not bit:
+        if not bit or (override.kind == "allow" and bit & protected):
             continue
         overridden[bit] = override
         blocked_by.pop(bit, None)
@@ -341,8 +356,12 @@ class PolicyEngine:
         groups = {group.name: group for group in self._config.groups}
         groups.setdefault(self._config.default_group, GroupConfig(self._config.default_group))
         policies = {name: self._compile(group, bits) for name, group in groups.items()}
+        protected = 0
+        for name in self._config.protected_categories:
+            protected |= bits.get(name, 0)
         # Plain assignments with no await between them: no query sees a half-swapped state.
         self._bits = bits
+        self._protected = protected
         self._categories = categories
         self._priority = tuple((bits[name], name) for name in ordered)
         self._policies = policies
@@ -380,6 +399,31 @@ class PolicyEngine:
             self._decisions[key] = decision
         return decision
 
+    def lift_refusal(self, name: str) -> str:
+        """Why nobody but an administrator's policy change may allow ``name`` and every name
+        below it (a teacher's override, a review request or its approval), or "" when they
+        may. ``name`` is normalised (lower case, ASCII, no trailing dot).
+
+        The check covers the names *below* ``name`` because an allow covers them all: ``com``
+        or a domain with an adult site under it would lift a protected category otherwise."""
+        if is_public_suffix(name):
+            return f"{name} is a public suffix: allowing it would allow every site registered under it"
+        index = self._categories.index
+        listed = index.match(name) & self._protected
+        if listed:
+            return f"{name} is listed as {', '.join(self._names(listed))}, which is protected"
+        below = index.listed_below(name, self._protected, limit=1)
+        if below:
+            categories = ", ".join(self._names(index.match(below[0]) & self._protected))
+            return f"{name} has sites in a protected category below it ({below[0]} is listed as {categories})"
+        for bypass in BYPASS_NAMES:
+            if bypass == name or bypass.endswith("." + name):
+                return f"{name} covers {bypass}, which bypass protection keeps blocked"
+        for entry in self._config.deny_domains:
+            if entry == name or entry.endswith("." + name) or name.endswith("." + entry):
+                return f"{name} covers {entry}, which is on the global deny list"
+        return ""
+
     def explain(self, name: str, group: str, at: datetime | None = None) -> Explanation:
         """Why ``name`` gets its verdict for ``group`` at ``at`` (default: now). Computed from
         scratch, so it neither reads nor fills the decision cache."""
@@ -391,7 +435,7 @@ class PolicyEngine:
         when = self._clock() if at is None else at
         policy = self._policy(group)
         active = self._active_windows(when)
-        state = _state(policy, active, self._in_force(when.timestamp()), self._bits)
+        state = _state(policy, active, self._in_force(when.timestamp()), self._bits, self._protected)
         windows = dict.fromkeys(w for rule in policy.rules if (w := active[rule.schedule.name]) is not None)
         return Explanation(
             name=name,
@@ -465,7 +509,10 @@ class PolicyEngine:
         """Recompute every group's state for ``now`` and how long it holds."""
         active = self._active_windows(now)
         overrides = self._in_force(now.timestamp())
-        states = {name: _state(policy, active, overrides, self._bits) for name, policy in self._policies.items()}
+        states = {
+            name: _state(policy, active, overrides, self._bits, self._protected)
+            for name, policy in self._policies.items()
+        }
         if states != self._states:
             self._decisions.clear()
             self._states = states
@@ -483,9 +530,17 @@ class PolicyEngine:
 
     def _evaluate(self, policy: _GroupPolicy, state: _GroupState, name: str) -> Decision:
         group = policy.name
+        hits = _list_hits(policy.lists, name)
         if state.domain_overrides:
             override = _domain_override(state.domain_overrides, name)
             if override is not None:
+                if override.kind == "allow":
+                    kept = self._kept_despite_override(policy, state, name, hits)
+                    if kept:
+                        decision = self._evaluate_rules(policy, state, name, hits)
+                        if decision.action == "allow":
+                            return decision
+                        return replace(decision, detail=f"{decision.detail}; {kept}, so the {override.label} does not lift it")
                 return Decision(
                     "allow" if override.kind == "allow" else "block",
                     "override",
@@ -494,7 +549,27 @@ class PolicyEngine:
                     detail=f"{override.domain} is {'allowed' if override.kind == 'allow' else 'blocked'} "
                     f"for {group} by an {override.label}",
                 )
-        hits = _list_hits(policy.lists, name)
+        return self._evaluate_rules(policy, state, name, hits)
+
+    def _kept_despite_override(
+        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]]
+    ) -> str:
+        """What keeps ``name`` from a teacher's allow override: a bypass name, the global deny
+        list or a protected category blocked now ("" when nothing does)."""
+        if policy.bypass_protection and name in BYPASS_NAMES:
+            return "it is a bypass name"
+        if any(rank == _GLOBAL_DENY for rank, _ in hits):
+            return "it is on the global deny list"
+        protected = self._categories.index.match(name) & state.blocked & self._protected
+        if protected:
+            return f"{self._first(protected)[1]} is a protected category"
+        return ""
+
+    def _evaluate_rules(
+        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]]
+    ) -> Decision:
+        """Every rule after the teacher's domain overrides, in the order of the module docstring."""
+        group = policy.name
         if hits and hits[0][0] <= _GLOBAL_ALLOW:
             rank, entry = hits[0]
             detail = _on_list(name, entry, rank, group)

@@ -20,6 +20,7 @@ from filterdns.config.model import CategoryConfig, Config, GroupConfig, Schedule
 from filterdns.metrics import Metrics
 from filterdns.policy.categories import SourceStatus
 from filterdns.policy.engine import Explanation
+from filterdns.policy.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.store import Override, ReviewRequest, Store
 
@@ -158,9 +159,7 @@ class Control:
         else:
             domain = _normal_domain(domain)
             if kind == "allow":
-                listed = {c for _, names in self.explain(domain, group=group).listings for c in names}
-                if listed & protected:
-                    raise ValueError(f"{domain} is listed as {', '.join(sorted(listed & protected))}, which is protected")
+                self._refuse_unliftable(domain)
         now = time.time()
         override = await self.store.add_override(
             group, kind, domain=domain, category=category, created_by=author, expires_at=now + minutes * 60, now=now
@@ -182,8 +181,11 @@ class Control:
         return revoked
 
     async def request_review(self, name: str, client: str, reason: str) -> ReviewRequest:
-        """From the block page: a pupil asks for a blocked site to be looked at again."""
+        """From the block page: a pupil asks for a blocked site to be looked at again. A public
+        suffix (``Host: com``) is refused: no approval could ever allow it."""
         name = _normal_domain(name)
+        if is_public_suffix(name):
+            raise ValueError(f"{name} is a public suffix, not a site")
         group = self._service.require_policy().identifier.group_for(str(ipaddress.ip_address(client)))
         request = await self.store.add_review_request(name, group, client, reason[:500])
         await self.store.audit(client, "review.request", name, {"group": group, "id": request.id})
@@ -197,6 +199,7 @@ class Control:
         if request is None:
             raise ValueError(f"no pending review request {request_id}")
         if decision == "approved":
+            self._refuse_unliftable(request.name)
             # The allow rule first: if it cannot be stored, the request stays pending.
             document = self.policy_data()
             group = document.setdefault("groups", {}).setdefault(request.group, {})
@@ -211,6 +214,14 @@ class Control:
             raise ValueError(f"no pending review request {request_id}")
         await self.store.audit(author, f"review.{decision}", request.name, {"group": request.group, "id": request_id})
         return decided
+
+
+    def _refuse_unliftable(self, name: str) -> None:
+        """ValueError when an allow for ``name`` could lift what only an administrator's
+        policy change may (see :meth:`PolicyEngine.lift_refusal`)."""
+        refusal = self._service.require_policy().engine.lift_refusal(name)
+        if refusal:
+            raise ValueError(f"{refusal}; only an administrator can allow it, with an allow list entry")
 
 
 def _normal_domain(text: str) -> str:
