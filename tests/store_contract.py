@@ -216,19 +216,22 @@ class StoreContract:
         assert await store.update_user("nobody", disabled=True) is None
         assert [u.name for u in await store.list_users()] == ["alice", "bob"]
 
-    async def test_login_failures_lock_the_account(self, store: Store) -> None:
+    async def test_login_attempts_are_counted_first_and_lock_the_account(self, store: Store) -> None:
         await store.create_user("carol", "parent", "h", groups=["class-7a"])
         for expected in (1, 2):
-            user = await store.note_login_failure("carol", now=T0, lock_after=3, lock_seconds=600)
+            user = await store.reserve_login_attempt("carol", now=T0, lock_after=3, lock_seconds=600)
             assert user is not None and user.failed_logins == expected and not user.is_locked(T0)
-        user = await store.note_login_failure("carol", now=T0, lock_after=3, lock_seconds=600)
+        user = await store.reserve_login_attempt("carol", now=T0, lock_after=3, lock_seconds=600)
         assert user is not None and user.locked_until == T0 + 600 and user.failed_logins == 0
         assert user.is_locked(T0 + 599) and not user.is_locked(T0 + 600)
-        await store.note_login_failure("carol", now=T0, lock_after=3)
+        # While locked, no attempt may be reserved; once the lock ends, counting starts again.
+        assert await store.reserve_login_attempt("carol", now=T0 + 599, lock_after=3) is None
+        user = await store.reserve_login_attempt("carol", now=T0 + 600, lock_after=3)
+        assert user is not None and user.failed_logins == 1
         await store.note_login_success("carol")
         user = await store.get_user("carol")
         assert user is not None and user.failed_logins == 0 and user.locked_until is None
-        assert await store.note_login_failure("nobody", now=T0) is None
+        assert await store.reserve_login_attempt("nobody", now=T0) is None
 
     async def test_sessions(self, store: Store) -> None:
         await store.create_user("dave", "admin", "h")

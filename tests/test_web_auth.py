@@ -118,15 +118,49 @@ async def test_too_many_failures_from_one_address_are_throttled(tmp_path: Path):
         assert "Too many failed logins" in await response.text()
 
 
+async def test_parallel_guesses_cannot_outrun_the_lockout(tmp_path: Path):
+    """29 wrong passwords and then the right one, all sent at once: the lock taken by the
+    fifth wrong guess holds for the right one too (counted before the hash, not after)."""
+    async with make_console(tmp_path, settings=WebSettings(ip_failures=100)) as console:
+        token = await console.csrf("/login")
+
+        async def attempt(password: str) -> int:
+            form = {"username": "tom", "password": password, "csrf_token": token}
+            async with console.client.post("/login", data=form, allow_redirects=False) as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(attempt(f"wrong-guess-number-{i}") for i in range(29)), attempt(PASSWORD))
+        assert statuses == [401] * 30
+        user = await console.store.get_user("tom")
+        assert user.locked_until is not None
+        reasons = [e.detail["reason"] for e in await audit_actions(console, "login.failed")]
+        assert reasons.count("account locked now") == 1 and reasons.count("wrong password") == 4
+
+
+async def test_a_parallel_burst_is_throttled_like_a_sequence(tmp_path: Path):
+    async with make_console(tmp_path, settings=WebSettings(ip_failures=20, lock_after=1000)) as console:
+        token = await console.csrf("/login")
+
+        async def attempt(i: int) -> int:
+            form = {"username": "nobody", "password": f"guess-number-{i}", "csrf_token": token}
+            async with console.client.post("/login", data=form, allow_redirects=False) as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(attempt(i) for i in range(39)))
+        assert sorted(statuses) == [401] * 20 + [429] * 19
+
+
 def test_throttle_window_slides_and_memory_is_bounded():
     throttle = LoginThrottle(limit=2, window_seconds=10, max_addresses=2)
-    throttle.note_failure("10.0.0.1", 100)
+    assert throttle.reserve("10.0.0.1", 100) == 0
     assert throttle.wait_seconds("10.0.0.1", 101) == 0
-    throttle.note_failure("10.0.0.1", 102)
-    assert throttle.wait_seconds("10.0.0.1", 103) == pytest.approx(7)
+    assert throttle.reserve("10.0.0.1", 102) == 0
+    assert throttle.reserve("10.0.0.1", 103) == pytest.approx(7)  # refused, and not counted
     assert throttle.wait_seconds("10.0.0.1", 110.5) == 0  # the first failure left the window
-    throttle.note_failure("10.0.0.2", 111)
-    throttle.note_failure("10.0.0.3", 112)
+    throttle.forgive("10.0.0.1", 102)  # a right password takes its attempt back
+    assert throttle.reserve("10.0.0.1", 110.5) == 0
+    throttle.reserve("10.0.0.2", 111)
+    throttle.reserve("10.0.0.3", 112)
     assert len(throttle._failures) == 2
 
 

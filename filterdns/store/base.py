@@ -571,18 +571,21 @@ class Store(OutboxQueries, AlertQueries, ABC):
         """Remove a user with their sessions and API tokens."""
         return await self._execute("DELETE FROM users WHERE name = ?", [name]) > 0
 
-    async def note_login_failure(
+    async def reserve_login_attempt(
         self, name: str, *, now: float | None = None, lock_after: int = 5, lock_seconds: float = 900
     ) -> User | None:
-        """Count a failed login; the ``lock_after``-th in a row locks the account for
-        ``lock_seconds`` and starts the count again. Atomic, so parallel guesses on
-        several nodes are all counted."""
+        """Count a login attempt as failed before its password is checked (a good password
+        settles it with ``note_login_success``), so that parallel attempts on any node see
+        each other; the ``lock_after``-th in a row locks the account for ``lock_seconds``
+        and starts the count again. ``None``: no such user, or the account is locked and
+        the attempt may not be made."""
+        at = _now(now)
         rows = await self._query(
             "UPDATE users SET "
             "locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END, "
             "failed_logins = CASE WHEN failed_logins + 1 >= ? THEN 0 ELSE failed_logins + 1 END "
-            f"WHERE name = ? RETURNING {_USER_COLUMNS}",
-            [lock_after, _now(now) + lock_seconds, lock_after, name],
+            f"WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING {_USER_COLUMNS}",
+            [lock_after, at + lock_seconds, lock_after, name, at],
         )
         return _user(rows[0]) if rows else None
 

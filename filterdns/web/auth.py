@@ -10,6 +10,10 @@ many failures in a window is told to wait (counted in memory); and an unknown us
 costs as much time as a known one, so timing does not reveal which names exist. Every
 failure is audited as ``login.failed`` with the name tried and the address, never the
 password.
+
+Both counts are taken *before* the password is checked (reserve, then settle: a right
+password takes its count back). Checking first would let a burst of parallel guesses all
+pass the "locked?" and "too many?" tests while their hashes are still being computed.
 """
 
 from __future__ import annotations
@@ -111,7 +115,9 @@ class Passwords:
 
 
 class LoginThrottle:
-    """Failed logins per client address in a sliding window, in memory."""
+    """Login attempts per client address in a sliding window, in memory. An attempt is
+    reserved before its password is checked and forgiven only if the password was right,
+    so a burst of parallel attempts is held to ``limit`` like a sequence would be."""
 
     def __init__(self, limit: int, window_seconds: float, max_addresses: int = 10_000):
         self.limit = limit
@@ -131,12 +137,26 @@ class LoginThrottle:
             return 0.0
         return failures[0] + self.window - now if len(failures) >= self.limit else 0.0
 
-    def note_failure(self, address: str, now: float) -> None:
+    def reserve(self, address: str, now: float) -> float:
+        """Count an attempt from ``address`` as failed unless it must wait; returns the
+        wait (0: the attempt is counted and may go ahead)."""
+        wait = self.wait_seconds(address, now)
+        if wait > 0:
+            return wait
         if address not in self._failures and len(self._failures) >= self.max_addresses:
             # Bounded memory: forget the address whose failures are oldest.
             oldest = min(self._failures, key=lambda a: self._failures[a][-1])
             del self._failures[oldest]
         self._failures.setdefault(address, deque(maxlen=self.limit)).append(now)
+        return 0.0
+
+    def forgive(self, address: str, reserved_at: float) -> None:
+        """Take back the attempt reserved at ``reserved_at``: its password was right."""
+        failures = self._failures.get(address)
+        if failures is not None and reserved_at in failures:
+            failures.remove(reserved_at)
+            if not failures:
+                del self._failures[address]
 
 
 class SetupToken:
@@ -258,27 +278,32 @@ async def login(request: web.Request) -> web.StreamResponse:
     store = app[CONTROL].store
     now = time.time()
 
-    wait = app[THROTTLE].wait_seconds(client, now)
+    wait = app[THROTTLE].reserve(client, now)
     if wait > 0:
         # Not audited: nothing was checked, and a flood must not fill the audit log.
         message = f"Too many failed logins from this address. Try again in {max(1, round(wait / 60))} min."
         return await render(request, "login.html", {"next": target, "name": name, "errors": [message]}, status=429)
 
+    # The attempt is counted against the account before the (slow) password check, so
+    # parallel guesses see each other; a right password settles it below.
     user = await store.get_user(name) if name else None
     reason = _refusal(user, now)
+    counted: User | None = None
+    if user is not None and not reason:
+        counted = await store.reserve_login_attempt(
+            user.name, now=now, lock_after=settings.lock_after, lock_seconds=settings.lock_minutes * 60
+        )
+        reason = "account locked" if counted is None else ""
     if user is None or reason:
         await app[PASSWORDS].verify(None, password)  # as slow as a real check: timing tells nothing
     elif not await app[PASSWORDS].verify(user.password_hash, password):
-        locked = await store.note_login_failure(
-            user.name, now=now, lock_after=settings.lock_after, lock_seconds=settings.lock_minutes * 60
-        )
-        reason = "account locked now" if locked is not None and locked.is_locked(now) else "wrong password"
+        reason = "account locked now" if counted and counted.is_locked(now) else "wrong password"
     if user is None or reason:
-        app[THROTTLE].note_failure(client, now)
         await audit(request, client, "login.failed", name, client=client, reason=reason)
         message = "Wrong user name or password, or the account is locked for a while after repeated failures."
         return await render(request, "login.html", {"next": target, "name": name, "errors": [message]}, status=401)
 
+    app[THROTTLE].forgive(client, now)
     await store.note_login_success(user.name)
     if app[PASSWORDS].needs_rehash(user.password_hash):
         await store.update_user(user.name, password_hash=await app[PASSWORDS].hash(password))
