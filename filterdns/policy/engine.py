@@ -6,9 +6,13 @@ Order of precedence (first match wins):
    name is a bypass name, on the global deny list, or in a protected category blocked now
    (those stay as the rules below decide: an override is a teacher's, the protections are
    the school's). A teacher's category allow never lifts a protected category either;
-1. the group's allow list, then the global allow list (they win over everything, and the
-   decision says which category they overrode);
-2. bypass protection: names that switch browsers and phones to their own encrypted DNS;
+1. bypass protection: names that switch browsers and phones to their own encrypted DNS get
+   the answer that keeps it off. It comes before the allow lists because an allow entry for
+   a vendor (``icloud.com``) must not switch on its relay (``mask.icloud.com``), and before
+   the deny lists because only its answer (NXDOMAIN for Firefox's canary, not ``0.0.0.0``)
+   keeps the bypass off; where a group turns it off, the deny lists still apply;
+2. the group's allow list, then the global allow list (they win over everything below, and
+   the decision says which category they overrode);
 3. the group's deny list, then the global deny list;
 4. categories: the name's category mask against the group's *effective* blocked mask, which
    is the always-blocked categories changed by the scheduled rules whose window is open now;
@@ -570,6 +574,18 @@ class PolicyEngine:
     ) -> Decision:
         """Every rule after the teacher's domain overrides, in the order of the module docstring."""
         group = policy.name
+        bypass = BYPASS_NAMES.get(name) if policy.bypass_protection else None
+        if bypass is not None:
+            rcode, why = bypass
+            return Decision(
+                "block",
+                "bypass-protection",
+                group,
+                policy.block_mode,
+                rcode_override=rcode,
+                detail=f"bypass protection for {group}: {why}",
+            )
+
         if hits and hits[0][0] <= _GLOBAL_ALLOW:
             rank, entry = hits[0]
             detail = _on_list(name, entry, rank, group)
@@ -586,18 +602,6 @@ class PolicyEngine:
                 category=category,
                 schedule_window=window.label if window else "",
                 detail=f"{detail}, which wins over category {category}",
-            )
-
-        bypass = BYPASS_NAMES.get(name) if policy.bypass_protection else None
-        if bypass is not None:
-            rcode, why = bypass
-            return Decision(
-                "block",
-                "bypass-protection",
-                group,
-                policy.block_mode,
-                rcode_override=rcode,
-                detail=f"bypass protection for {group}: {why}",
             )
 
         if hits:

@@ -1,0 +1,113 @@
+"""The order of the engine's rules where two of them meet, each pinned by a case that fails
+if the order changes: bypass protection against the allow and deny lists, overlapping
+schedule windows, and a teacher's overrides (their expiry included) against the rules."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig, ScheduledRule
+from filterdns.policy.categories import CategorySet
+from filterdns.policy.domainindex import DomainIndex
+from filterdns.policy.engine import OverrideRule, PolicyEngine
+
+LONDON = ZoneInfo("Europe/London")
+A = 1
+NAMES = ("social", "news")
+SOCIAL, NEWS = range(2)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+
+
+def monday(hour: int, minute: int = 0) -> datetime:
+    return datetime(2024, 9, 2, hour, minute, tzinfo=LONDON).astimezone(timezone.utc)
+
+
+class Clock:
+    def __init__(self, when: datetime) -> None:
+        self.now = when
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+SCHEDULES = (
+    ScheduleConfig("lessons", "Europe/London", {d: (("09:00", "15:00"),) for d in WEEKDAYS}),
+    ScheduleConfig("club", "Europe/London", {d: (("12:00", "13:00"),) for d in WEEKDAYS}),
+)
+
+
+def engine(*groups: GroupConfig, clock: Clock | None = None, **config) -> PolicyEngine:
+    index = DomainIndex.build([("tiktok.com", SOCIAL, False), ("bbc.co.uk", NEWS, False)])
+    return PolicyEngine(
+        Config(categories=tuple(CategoryConfig(n) for n in NAMES), schedules=SCHEDULES, groups=groups, **config),
+        CategorySet(NAMES, index),
+        clock=clock or Clock(monday(10)),
+    )
+
+
+def test_bypass_protection_beats_the_allow_lists():
+    policy = engine(
+        GroupConfig("year7", allow_domains=("icloud.com",)),
+        GroupConfig("staff", allow_domains=("icloud.com",), bypass_protection=False),
+        allow_domains=("use-application-dns.net",),
+    )
+    for name in ("mask.icloud.com", "use-application-dns.net"):
+        decision = policy.decide("year7", name, A)
+        assert (decision.reason, decision.rcode_override) == ("bypass-protection", 3), name
+    assert policy.decide("year7", "www.icloud.com", A).reason == "allow-list"
+    assert policy.decide("staff", "mask.icloud.com", A).reason == "allow-list"
+
+
+def test_deny_lists_apply_to_bypass_names_where_protection_is_off_and_bypass_keeps_its_answer():
+    policy = engine(
+        GroupConfig("year7", deny_domains=("mask.icloud.com",)),
+        GroupConfig("staff", deny_domains=("mask.icloud.com",), bypass_protection=False),
+    )
+    # with protection on, the bypass rule's NXDOMAIN (what switches Private Relay off) wins
+    assert policy.decide("year7", "mask.icloud.com", A).rcode_override == 3
+    staff = policy.decide("staff", "mask.icloud.com", A)
+    assert (staff.action, staff.reason, staff.rcode_override) == ("block", "deny-list", None)
+
+
+def test_with_overlapping_windows_the_later_rule_wins():
+    blocked_then_allowed = GroupConfig(
+        "a", rules=(ScheduledRule("lessons", block=("social",)), ScheduledRule("club", allow=("social",)))
+    )
+    allowed_then_blocked = GroupConfig(
+        "b", rules=(ScheduledRule("club", allow=("social",)), ScheduledRule("lessons", block=("social",)))
+    )
+    clock = Clock(monday(12, 30))  # both windows open
+    policy = engine(blocked_then_allowed, allowed_then_blocked, clock=clock)
+    assert policy.decide("a", "tiktok.com", A).action == "allow"
+    assert policy.decide("b", "tiktok.com", A).action == "block"
+    clock.now = monday(10)  # only lessons open
+    assert policy.decide("a", "tiktok.com", A).action == "block"
+    assert policy.decide("b", "tiktok.com", A).action == "block"
+
+
+def test_an_override_expires_in_the_engine_itself_without_a_new_set_of_overrides():
+    clock = Clock(monday(10))
+    policy = engine(GroupConfig("year7", rules=(ScheduledRule("lessons", block=("social",)),)), clock=clock)
+    expires = (clock.now + timedelta(minutes=15)).timestamp()
+    policy.set_overrides([
+        OverrideRule("year7", "allow", "tiktok.com", "", "tess", expires),
+        OverrideRule("year7", "block", "", "news", "tess", expires),
+    ])  # fmt: skip
+    assert policy.decide("year7", "www.tiktok.com", A).reason == "override"
+    assert policy.decide("year7", "bbc.co.uk", A).action == "block"
+    clock.now += timedelta(minutes=14, seconds=59)
+    assert policy.decide("year7", "www.tiktok.com", A).action == "allow"
+    clock.now += timedelta(seconds=2)  # past expiry; nobody called set_overrides
+    assert policy.decide("year7", "www.tiktok.com", A).reason == "scheduled-category"
+    assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
+
+
+def test_a_category_block_override_blocks_and_says_so():
+    policy = engine(GroupConfig("year7"))
+    assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
+    policy.set_overrides([OverrideRule("year7", "block", "", "news", "tess", time.time() + 600)])
+    decision = policy.decide("year7", "www.bbc.co.uk", A)
+    assert (decision.action, decision.reason, decision.category) == ("block", "override", "news")
+    assert policy.decide("staff", "www.bbc.co.uk", A).action == "allow"  # other groups untouched
