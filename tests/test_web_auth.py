@@ -61,8 +61,22 @@ async def test_login_returns_to_the_page_asked_for_but_never_off_site(console: C
     token = await console.csrf("/login")
     response = await console.post("/login", {"username": "ada", "password": PASSWORD, "next": "/audit?actor=x"}, token)
     assert response.headers["Location"] == "/audit?actor=x"
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "audit"):
-        assert safe_next(target) == "/"
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "audit",
+                   "/\t/evil.example/x", "/\n/evil.example/x", "/\r\n/evil.example", " //evil.example"):
+        assert safe_next(target) == "/", target
+    assert safe_next("/querylog?name=é&group=7b") == "/querylog?name=%C3%A9&group=7b"
+
+
+@pytest.mark.parametrize("smuggled", ["/%09/evil.example/x", "/%0a/evil.example/x", "/%0d%0a/evil.example/x"])
+async def test_a_next_with_tabs_or_newlines_goes_home_after_login(console: Console, smuggled: str):
+    """Chromium drops tabs and newlines from a Location, so "/\t/evil.example/x" would leave
+    the site; a newline must not break the response after the session is made."""
+    page = await console.page(f"/login?next={smuggled}")
+    assert 'name="next" value="/"' in page
+    token = await console.csrf("/login")
+    next_value = URL(f"/?n={smuggled}").query["n"]
+    response = await console.post("/login", {"username": "ada", "password": PASSWORD, "next": next_value}, token)
+    assert (response.status, response.headers["Location"]) == (303, "/")
 
 
 async def test_failed_login_is_audited_with_name_and_address_never_the_password(console: Console):

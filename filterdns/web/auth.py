@@ -30,6 +30,7 @@ from collections.abc import Callable
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from yarl import URL
 
 from filterdns.store import Conflict, User
 from filterdns.web.common import (
@@ -239,11 +240,22 @@ def scope_filter(user: User, requested: str | None) -> tuple[str, ...] | None:
 # --- login and logout -----------------------------------------------------------------------
 
 
+# Browsers drop tabs and newlines anywhere in a URL and read "\\" as "/", so "/\t/evil.example"
+# is "//evil.example" to them; a newline would also break the Location header.
+_NOT_IN_A_NEXT_PATH = re.compile(r"[\x00-\x20\x7f\\]")
+_THIS_ORIGIN = URL("http://this-console.invalid")
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after login: only a path on this site (no ``//host`` or scheme)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after login: only a path that, resolved against this site, stays on it
+    ("/" otherwise), with no character a browser would drop or reinterpret; non-ASCII is
+    percent-encoded, since a Location header is ASCII."""
+    if not target or _NOT_IN_A_NEXT_PATH.search(target) or not target.startswith("/") or target.startswith("//"):
         return "/"
-    return target
+    path = URL(target)
+    if _THIS_ORIGIN.join(path).origin() != _THIS_ORIGIN:
+        return "/"
+    return str(path)
 
 
 async def audit(request: web.Request, actor: str, action: str, target: str = "", **detail: object) -> None:
