@@ -94,3 +94,39 @@ def test_mac_option_from_trusted_forwarder_picks_the_group(tmp_path):
             # social, so use class A's address, which blocks it.
             response = ask_from(CLASS_A, process.port, "v.social.example", use_edns=0, options=[raw_mac])
             assert a_records(response) == ["0.0.0.0"]
+
+
+# EDNS option codes: Client Subnet (RFC 7871) and dnsmasq's two MAC forms.
+CLIENT_IDENTITY_OPTIONS = {8, 65001, 65073}
+
+
+def test_client_subnet_and_mac_options_never_reach_the_upstream(tmp_path):
+    with FakeUpstream() as upstream:
+        config = two_classes(upstream.port)
+        config["groups"]["class_b"]["macs"] = ["02:00:00:00:00:0b"]
+        with FilterDnsProcess(config, tmp_path) as process:
+            options = [
+                [dns.edns.ECSOption(CLASS_B, 32)],
+                [dns.edns.GenericOption(65001, bytes.fromhex("02000000000b"))],
+                [dns.edns.GenericOption(65073, b"02:00:00:00:00:0b")],
+                [dns.edns.ECSOption(CLASS_B, 24), dns.edns.GenericOption(65001, bytes.fromhex("02000000000c"))],
+            ]
+            for number, given in enumerate(options):
+                response = ask_from("127.0.0.1", process.port, f"n{number}.school.example", use_edns=0, options=given)
+                assert a_records(response) == [address_for(f"n{number}.school.example")]
+        received = [q for q in upstream.queries if q.qname.endswith("school.example")]
+    assert len(received) == len(options)
+    for query in received:
+        assert not CLIENT_IDENTITY_OPTIONS & set(query.option_codes), (query.qname, query.option_codes)
+
+
+@pytest.mark.parametrize(("address", "length"), [(CLASS_B, 24), (CLASS_B, 31), ("::ffff:127.0.0.3", 96)])
+def test_only_a_full_length_client_subnet_names_the_client(server, address, length):
+    """A /24 from the router says "somewhere in this network", not "this device": the query
+    stays the router's (which blocks social), while /32 names class B (which allows it)."""
+    partial = dns.edns.ECSOption(address, length)
+    response = ask_from("127.0.0.1", server.port, f"p{length}.social.example", use_edns=0, options=[partial])
+    assert a_records(response) == ["0.0.0.0"]
+    full = dns.edns.ECSOption(CLASS_B, 32)
+    response = ask_from("127.0.0.1", server.port, f"f{length}.social.example", use_edns=0, options=[full])
+    assert a_records(response) == [address_for(f"f{length}.social.example")]

@@ -144,7 +144,7 @@ async def test_mixed_case_question_is_echoed_byte_for_byte(fake):
     assert answers(reply) == ["::1"]
 
 
-@pytest.mark.parametrize("bogus", ["wrong_id", "wrong_question"])
+@pytest.mark.parametrize("bogus", ["wrong_id", "wrong_question", "same_length_question"])
 async def test_spoofed_reply_is_ignored_and_the_real_one_accepted(fake, bogus):
     fake.set_rule("bank.example.test", Behaviour(bogus=bogus, delay=0.05))
     observer = Recorder()

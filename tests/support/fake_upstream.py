@@ -58,7 +58,8 @@ class Behaviour:
     """How the fake answers one name.
 
     ``kind`` picks the real reply (``drop``: none at all). ``bogus`` first sends a reply a
-    resolver must reject (``wrong_id`` or ``wrong_question``, answering ``SPOOFED_A``); the
+    resolver must reject (``wrong_id``, ``wrong_question`` (a longer name) or
+    ``same_length_question`` (one letter changed), answering ``SPOOFED_A``); the
     real reply follows after ``delay`` seconds unless ``kind`` is ``drop``. ``cname_to``
     answers with a CNAME and then follows the target's own rule. ``big`` answers A/TXT/MX
     with ``BIG_ANSWER_RECORDS`` records, which is truncated (TC=1) over UDP.
@@ -70,7 +71,7 @@ class Behaviour:
     cname_to: str | None = None
     big: bool = False
     delay: float = 0.0
-    bogus: Literal["wrong_id", "wrong_question"] | None = None
+    bogus: Literal["wrong_id", "wrong_question", "same_length_question"] | None = None
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
@@ -120,6 +121,12 @@ class ReceivedQuery(NamedTuple):
         """The UDP payload size of the query's OPT record; None without OPT."""
         opt = _opt_record(DNSRecord.parse(self.raw))
         return None if opt is None else opt.rclass
+
+    @property
+    def option_codes(self) -> list[int]:
+        """The EDNS option codes the query carried (8 is Client Subnet)."""
+        opt = _opt_record(DNSRecord.parse(self.raw))
+        return [] if opt is None else [option.code for option in opt.rdata]
 
     @property
     def do(self) -> bool:
@@ -222,7 +229,12 @@ class Responder:
             reply.header.id = (request.header.id + 1) & 0xFFFF
         else:
             question = request.q
-            spoofed = DNSLabel("spoofed." + str(question.qname))
+            name = str(question.qname)
+            if how == "same_length_question":
+                # same length on the wire, so only comparing the name itself can tell
+                spoofed = DNSLabel(("x" if name[0] != "x" else "y") + name[1:])
+            else:
+                spoofed = DNSLabel("spoofed." + name)
             reply.questions = [DNSQuestion(spoofed, question.qtype, question.qclass)]
         reply.add_answer(RR(reply.q.qname, QTYPE.A, rdata=A(SPOOFED_A), ttl=300))
         return reply.pack()
