@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from filterdns.accounts.passwords import Passwords
+from filterdns.accounts.rules import ROLES, password_problems, user_name_problem
 from filterdns.config.model import Config
 from filterdns.store import Conflict, Store, StoreError, User, open_store
-from filterdns.web.auth import Passwords, password_problems, user_name_problem
-from filterdns.web.common import ROLES
 
 ACTOR = "cli"
 

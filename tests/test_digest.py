@@ -14,16 +14,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from filterdns import i18n
 from filterdns.config.loader import load_config
 from filterdns.config.model import Config, ReportsConfig
+from filterdns.links import UNSUBSCRIBE_SECRET, token_account
 from filterdns.reports.digest import DigestComposer, DigestMail, digest_week, week_label
 from filterdns.reports.digest_job import LATE_LIMIT, DigestJob, last_send_moment
 from filterdns.reports.guidance import CATEGORIES
 from filterdns.reports.weekly import Week
 from filterdns.resolver.events import QueryEvent
 from filterdns.store import Store, StoreConfig, open_store
-from filterdns.web import i18n
-from filterdns.web.views_digest import UNSUBSCRIBE_SECRET, token_account
 from tests.support import stores
 from tests.support.stores import StoreFactory
 

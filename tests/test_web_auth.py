@@ -16,10 +16,11 @@ from argon2 import PasswordHasher
 from yarl import URL
 
 from filterdns import users_cli
+from filterdns.accounts.rules import password_problems
 from filterdns.config.loader import load_config
 from filterdns.store import AuditFilter, open_store
 from filterdns.web import WebSettings
-from filterdns.web.auth import LoginThrottle, password_problems, safe_next
+from filterdns.web.auth import LoginThrottle, safe_next
 from tests.support.web import PASSWORD, Console, make_console
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from filterdns.config.loader import load_config
 from filterdns.config.model import Config
+from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_token
 from filterdns.notify.delivery import OutboxDelivery
 from filterdns.reports.digest_job import DigestJob
 from filterdns.store import AuditFilter, StoreConfig, open_store
-from filterdns.web.views_digest import unsubscribe_path, unsubscribe_secret, unsubscribe_token
 from tests.support.mail import Inbox, smtp_server
 from tests.support.web import CONFIG_YAML, Console, make_console
 from tests.test_digest import SEND, WEEK_EVENTS, flat

@@ -17,16 +17,12 @@ import pytest
 import yaml
 from aiohttp import FormData
 
+from filterdns import i18n
+from filterdns.accounts.parent_csv import parse_parent_csv
+from filterdns.accounts.passwords import NO_PASSWORD
 from filterdns.config.loader import load_config
+from filterdns.links import LINK_SECRET, link_path, link_signature
 from filterdns.store import AuditFilter
-from filterdns.web import i18n
-from filterdns.web.views_parents import (
-    LINK_SECRET,
-    NO_PASSWORD,
-    link_path,
-    link_signature,
-    parse_parent_csv,
-)
 from tests.support.web import CONFIG_YAML, PASSWORD, Console, event, make_console
 
 REPO = Path(__file__).resolve().parents[1]
@@ -332,7 +328,7 @@ def extracted_messages() -> set[str]:
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
-        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/web/i18n.py",
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/i18n.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip
         for node in ast.walk(ast.parse((REPO / module).read_text())):

@@ -25,21 +25,21 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from filterdns import i18n
 from filterdns.config.model import Config
-from filterdns.reports.guidance import GENERAL_TIP, N_
+from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_token
+from filterdns.reports.guidance import GENERAL_TIP
 from filterdns.reports.weekly import ReportSettings, Week, WeeklyReport, find_group, load_report
 from filterdns.store import Store, User
 from filterdns.store.base import ParentProfile
-from filterdns.web import i18n
-from filterdns.web.common import UI_DIR
-from filterdns.web.views_digest import unsubscribe_path, unsubscribe_secret, unsubscribe_token
+from filterdns.ui import TEMPLATES_DIR
 
 TEXT_TEMPLATE = "parents/mail/digest.txt"
 HTML_TEMPLATE = "parents/mail/digest.html"
 
-SUBJECT = N_("Online safety at school: week of %(week)s")
-WEEK_IN_ONE_MONTH = N_("%(first)s–%(last)s %(month)s")  # "9–15 November"
-WEEK_ACROSS_MONTHS = N_("%(first)s – %(last)s")  # "26 October – 1 November"
+SUBJECT = i18n.N_("Online safety at school: week of %(week)s")
+WEEK_IN_ONE_MONTH = i18n.N_("%(first)s–%(last)s %(month)s")  # "9–15 November"
+WEEK_ACROSS_MONTHS = i18n.N_("%(first)s – %(last)s")  # "26 October – 1 November"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def family_tip(reports: Sequence[WeeklyReport], week: Week) -> Tip:
 def mail_environment() -> jinja2.Environment:
     """Templates for mail: the HTML part autoescaped, the text part not (it is no HTML)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(UI_DIR / "templates"),
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

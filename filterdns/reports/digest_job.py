@@ -23,13 +23,13 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from filterdns.accounts.rules import EMAIL
 from filterdns.config.model import WEEKDAYS, Config, ReportsConfig
 from filterdns.policy.schedule import wall_to_timestamp
 from filterdns.reports.digest import DigestComposer, digest_week
 from filterdns.reports.weekly import Week
 from filterdns.store import DAY, Store
 from filterdns.store.lease import LeasedJob
-from filterdns.web.views_parents import EMAIL
 
 log = logging.getLogger("filterdns.digest")
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from filterdns.i18n import N_
 from filterdns.reports.periods import Period
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for the translation catalogues; it is translated when shown."""
-    return message
 
 
 # Blocks that matched no category: the school's own deny lists (and one-off blocks).

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from filterdns.store import StoreError
+from filterdns.ui import STATIC_DIR, TEMPLATES_DIR
 from filterdns.web import (
     api,
     auth,
@@ -52,7 +53,6 @@ from filterdns.web.common import (
     CONTROL,
     NAV,
     SETTINGS,
-    UI_DIR,
     WebSettings,
     format_time,
     is_api,
@@ -66,11 +66,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("filterdns.web")
 access_log = logging.getLogger("filterdns.web.access")
-
-# The console's templates and static files live beside the package (in the source tree and,
-# once installed, in site-packages): <root>/filterdns/web/app.py -> <root>/admin_ui.
-TEMPLATES_DIR = UI_DIR / "templates"
-STATIC_DIR = UI_DIR / "static"
 
 # Each adds its routes and its navigation entry, in the order the navigation shows them.
 PAGES: tuple[Callable[[web.Application], None], ...] = (

@@ -1,8 +1,7 @@
 """Accounts: passwords, login and logout, the first-admin setup page, and the role rules.
 
-Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory profile) in a worker
-thread: the console shares its event loop with DNS, and one hash takes a CPU-tenth of a
-second. A stored hash made with older parameters is replaced at the next good login.
+Passwords are hashed with argon2id (``accounts.passwords``); a stored hash made with older
+parameters is replaced at the next good login.
 
 Guessing is slowed three ways: an account locks for ``lock_minutes`` after ``lock_after``
 failures in a row (counted in the store, so every node sees them); an address with too
@@ -18,20 +17,18 @@ pass the "locked?" and "too many?" tests while their hashes are still being comp
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import hashlib
 import re
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from yarl import URL
 
+from filterdns.accounts.passwords import Passwords, token_hash
+from filterdns.accounts.rules import password_problems, user_name_problem
+from filterdns.links import same_secret
 from filterdns.store import Conflict, User
 from filterdns.web.common import (
     CONTROL,
@@ -46,73 +43,7 @@ from filterdns.web.common import (
     render,
     user_of,
 )
-from filterdns.web.security import SESSIONS, cookie_names, same_secret, session_token
-
-MIN_PASSWORD_LENGTH = 12
-USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-# Long enough to pass the length rule, yet among the first tried by anyone guessing.
-COMMON_PASSWORDS = frozenset(
-    {
-        "123456789012", "1234567890123", "12345678901234", "123123123123", "111111111111",
-        "000000000000", "password1234", "password12345", "password123!", "passwordpassword",
-        "qwertyuiop12", "qwertyuiop123", "qwertyqwerty", "1q2w3e4r5t6y", "1qaz2wsx3edc",
-        "abcdefghijkl", "abc123abc123", "iloveyou1234", "letmein12345", "welcome12345",
-        "welcome2school", "changeme1234", "administrator", "administrator1", "adminadmin12",
-        "schoolschool", "school123456", "teacher12345", "filterdns123", "filterdns1234",
-        "trustno1trustno1", "football1234", "monkey123456", "sunshine1234", "princess1234",
-        "superman1234", "baseball1234", "dragon123456", "mustang12345", "correcthorsebatterystaple",
-    }
-)  # fmt: skip
-
-
-def password_problems(password: str, user_name: str) -> list[str]:
-    """Why ``password`` is not acceptable for ``user_name`` (empty: it is)."""
-    problems = []
-    if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    lowered = password.lower()
-    if user_name and user_name.lower() in lowered:
-        problems.append("a password must not contain the user name")
-    if lowered in COMMON_PASSWORDS or len(set(lowered)) < 4:
-        problems.append("that password is one of the first an attacker tries")
-    return problems
-
-
-def user_name_problem(name: str) -> str | None:
-    if not USER_NAME.fullmatch(name):
-        return "a user name is 1 to 64 letters, digits and . _ @ - (starting with a letter or digit)"
-    return None
-
-
-class Passwords:
-    """argon2id hashing off the event loop, at most ``concurrency`` at a time so a flood of
-    logins cannot take every core from DNS."""
-
-    def __init__(self, hasher: PasswordHasher | None = None, concurrency: int = 2):
-        self.hasher = hasher or PasswordHasher()
-        self._slots = asyncio.Semaphore(concurrency)
-        self._dummy: str | None = None
-
-    async def hash(self, password: str) -> str:
-        async with self._slots:
-            return await asyncio.to_thread(self.hasher.hash, password)
-
-    async def verify(self, stored: str | None, password: str) -> bool:
-        """Whether ``password`` matches ``stored``; with no stored hash (unknown user) the
-        same work is done against a dummy, and the answer is no."""
-        if stored is None:
-            if self._dummy is None:
-                self._dummy = await self.hash(secrets.token_urlsafe(16))
-            await self.verify(self._dummy, password)
-            return False
-        async with self._slots:
-            try:
-                return await asyncio.to_thread(self.hasher.verify, stored, password)
-            except (VerificationError, InvalidHashError):
-                return False
-
-    def needs_rehash(self, stored: str) -> bool:
-        return self.hasher.check_needs_rehash(stored)
+from filterdns.web.security import SESSIONS, cookie_names, session_token
 
 
 class LoginThrottle:
@@ -165,12 +96,12 @@ class SetupToken:
     hash is kept; it stops working once used or once any admin exists."""
 
     def __init__(self, token: str | None):
-        self._digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
+        self._digest = token_hash(token) if token else ""
 
     def matches(self, token: object) -> bool:
         if not self._digest or not isinstance(token, str):
             return False
-        return same_secret(hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest(), self._digest)
+        return same_secret(token_hash(token), self._digest)
 
     def void(self) -> None:
         self._digest = ""

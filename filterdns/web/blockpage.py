@@ -26,7 +26,7 @@ import jinja2
 from aiohttp import web
 
 from filterdns.policy.engine import Explanation
-from filterdns.web.common import UI_DIR
+from filterdns.ui import STATIC_DIR, TEMPLATES_DIR
 from filterdns.web.security import SECURITY_HEADERS as CONSOLE_HEADERS
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class _BlockPage:
         return self._render("thanks.html", 200, **context)
 
     async def stylesheet(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(UI_DIR / "static" / "blockpage.css")
+        return web.FileResponse(STATIC_DIR / "blockpage.css")
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -197,7 +197,7 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 
 
 def create_blockpage_app(
-    control: Control, *, limiter: RateLimiter | None = None, templates_dir: Path = UI_DIR / "templates" / "blockpage"
+    control: Control, *, limiter: RateLimiter | None = None, templates_dir: Path = TEMPLATES_DIR / "blockpage"
 ) -> web.Application:
     """The block page app: ``GET`` anything shows the page, ``POST`` anything sends a review
     request for the Host's name (the form posts back to the page it is on)."""

@@ -7,8 +7,6 @@ and never the database except through ``control.store`` (see notes/console-contr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ROLES = ("admin", "teacher", "viewer", "parent")
 # Roles that may use the console pages at all; parents get reports in a later release.
 CONSOLE_ROLES = ("admin", "teacher", "viewer")
 VERDICTS = ("allowed", "blocked", "rewritten", "error")
@@ -56,8 +53,6 @@ class Principal:
 
 
 CONTROL: web.AppKey[Control] = web.AppKey("filterdns.control")
-# Templates and static files: admin_ui/ beside the package, in a checkout and when installed.
-UI_DIR = Path(__file__).resolve().parents[2] / "admin_ui"
 
 SETTINGS = web.AppKey("filterdns.web_settings", WebSettings)
 NAV: web.AppKey[list[NavItem]] = web.AppKey("filterdns.nav")

@@ -12,21 +12,20 @@ CSRF: every POST/PUT/PATCH/DELETE must echo the session's CSRF token, as the for
 in a short-lived cookie ("double submit"), which protects the login and setup forms from
 being submitted by another site. Requests with ``Authorization: Bearer`` carry no
 cookies, so they cannot be forged by a browser and need no token. Handlers marked
-``signed_url_post`` are exempt too: the secret is in their URL (an HMAC ``signature``),
+``signed_url_post`` are exempt too: the secret is in their URL (an HMAC ``links.signature``),
 which another site cannot know either.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import time
 from urllib.parse import quote
 
 from aiohttp import web
 
+from filterdns.accounts.passwords import token_hash
+from filterdns.links import same_secret
 from filterdns.store import Session, User
 from filterdns.web.common import (
     CONTROL,
@@ -60,28 +59,9 @@ API_TOKEN_PREFIX = "fdns_"
 _IDLE_SWEEP_AT = 10_000
 
 
-def token_hash(token: str) -> str:
-    """What the store keeps of a session or API token."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def new_api_token() -> str:
     """A bearer token; the prefix lets secret scanners recognise a leaked one."""
     return API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def same_secret(supplied: object, expected: str) -> bool:
-    """Constant-time comparison that tolerates junk input."""
-    if not expected or not isinstance(supplied, str):
-        return False
-    return hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), expected.encode())
-
-
-def signature(secret: str, *parts: str) -> str:
-    """HMAC-SHA256 of ``parts`` (NUL-separated, the first naming what is signed, so a
-    signature for one purpose is never valid for another), URL-safe base64 unpadded."""
-    digest = hmac.new(secret.encode(), "\0".join(parts).encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def signed_url_post(handler: Handler) -> Handler:

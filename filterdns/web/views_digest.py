@@ -1,10 +1,8 @@
 """The weekly digest mail, on the parents' side: turning it on or off on their page, and
 the unsubscribe link every digest carries.
 
-An unsubscribe link is ``/family/unsubscribe/<token>``: the parent's account name and a
-signature (``security.signature``, keyed with a store secret of its own, so rotating the
-shared report links' key does not break the links in mails already sent). It works
-without logging in, for as long as the account exists:
+An unsubscribe link is ``/family/unsubscribe/<token>`` (made and checked by ``links``).
+It works without logging in, for as long as the account exists:
 
 * GET shows what it will do, with a button: link scanners and mail previews that fetch
   every link must not unsubscribe anyone;
@@ -15,46 +13,16 @@ without logging in, for as long as the account exists:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
-
 import aiohttp_jinja2
 from aiohttp import web
 
+from filterdns import i18n
+from filterdns.links import token_account, unsubscribe_secret
 from filterdns.store import Store
-from filterdns.web import i18n
 from filterdns.web.auth import audit
 from filterdns.web.common import control_of, public, redirect, user_of
-from filterdns.web.security import same_secret, signature, signed_url_post
+from filterdns.web.security import signed_url_post
 from filterdns.web.views_parents import family_message, family_page, family_render, is_parent, translator_for
-
-# The store secret that signs unsubscribe links, and the purpose their signature names.
-UNSUBSCRIBE_SECRET = "digest-unsubscribe"
-
-
-async def unsubscribe_secret(store: Store) -> str:
-    return await store.get_secret(UNSUBSCRIBE_SECRET, secrets.token_urlsafe(32))
-
-
-def unsubscribe_token(secret: str, account: str) -> str:
-    """``account`` (URL-safe base64) and its signature: the link names whom it is for."""
-    name = base64.urlsafe_b64encode(account.encode()).rstrip(b"=").decode()
-    return f"{name}.{signature(secret, UNSUBSCRIBE_SECRET, account)}"
-
-
-def token_account(secret: str, token: str) -> str | None:
-    """The account an unsubscribe token was made for, or ``None`` if it is not genuine."""
-    name, _, proof = token.rpartition(".")
-    try:
-        account = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return account if same_secret(proof, signature(secret, UNSUBSCRIBE_SECRET, account)) else None
-
-
-def unsubscribe_path(token: str) -> str:
-    return f"/family/unsubscribe/{token}"
 
 
 async def set_digest(store: Store, account: str, on: bool) -> None:

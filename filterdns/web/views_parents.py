@@ -23,14 +23,10 @@ pages (/parents, /reports) are English like the rest of the console.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import re
 import secrets
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -40,7 +36,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from filterdns import i18n
+from filterdns.accounts.parent_csv import CSV_COLUMNS, MAX_CHILD_NAME, child_name, parse_parent_csv
+from filterdns.accounts.passwords import NO_PASSWORD, token_hash
+from filterdns.accounts.rules import email_problem, password_problems
 from filterdns.config.model import GroupConfig
+from filterdns.links import LINK_SECRET, link_path, link_secret, link_signature, same_secret
 from filterdns.reports.guidance import PERIODS, category_guidance
 from filterdns.reports.weekly import (
     ReportSettings,
@@ -50,18 +51,10 @@ from filterdns.reports.weekly import (
     retention_start,
     selectable_weeks,
 )
-from filterdns.store import Conflict, Store, User
+from filterdns.store import Conflict, User
 from filterdns.store.base import ParentProfile
-from filterdns.web import auth, i18n
-from filterdns.web.auth import (
-    PASSWORDS,
-    audit,
-    can_change_group,
-    can_see_group,
-    password_problems,
-    require,
-    user_name_problem,
-)
+from filterdns.web import auth
+from filterdns.web.auth import PASSWORDS, audit, can_change_group, can_see_group, require
 from filterdns.web.charts import Bar, Series, stacked_bars
 from filterdns.web.common import (
     Handler,
@@ -76,24 +69,11 @@ from filterdns.web.common import (
     user_of,
     zone_of,
 )
-from filterdns.web.security import (
-    SESSIONS,
-    UNSAFE_METHODS,
-    same_secret,
-    session_token,
-    signature,
-    token_hash,
-)
+from filterdns.web.security import SESSIONS, UNSAFE_METHODS, session_token
 
-LINK_SECRET = "report-links"  # the store secret that signs shared links
-NO_PASSWORD = "!"  # the hash of an account whose password is not set yet: no password matches it
 PASSWORD_LINK_DAYS = 14
 SHARE_DAYS_DEFAULT = 30
 SHARE_DAYS_MAX = 365
-MAX_IMPORT_ROWS = 5000
-MAX_CHILD_NAME = 100
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-CSV_COLUMNS = ("parent_email", "child_name", "class_group")
 STAFF_REPORT_ROLES = ("admin", "teacher", "viewer")
 PARENTS_PAGE_ROLES = ("admin", "viewer")
 NOTICES = {
@@ -135,19 +115,6 @@ def is_parent(user: User | None) -> bool:
 
 
 # --- shared links ----------------------------------------------------------------------------
-
-
-def link_signature(secret: str, group: str, expiry: int) -> str:
-    """What a shared link to ``group`` valid until ``expiry`` carries as its proof."""
-    return signature(secret, "report-link", group, str(expiry))
-
-
-def link_path(group: str, expiry: int, signature: str) -> str:
-    return f"/r/{quote(group, safe='')}/{expiry}/{signature}"
-
-
-async def link_secret(store: Store) -> str:
-    return await store.get_secret(LINK_SECRET, secrets.token_urlsafe(32))
 
 
 def absolute(request: web.Request, path: str) -> str:
@@ -447,75 +414,6 @@ async def reports_index(request: web.Request) -> web.StreamResponse:
 
 
 # --- parent accounts (staff) -----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ImportResult:
-    """What a CSV import would do: children per parent email (file order), the first line
-    naming each email, and the problems found, each starting with its line number."""
-
-    children: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-
-def email_problem(email: str) -> str | None:
-    if not EMAIL.fullmatch(email):
-        return f"'{email}' is not an email address"
-    problem = user_name_problem(email)
-    return f"'{email}' cannot be a login name: {problem}" if problem else None
-
-
-def child_name(text: str) -> str:
-    return " ".join(text.split())
-
-
-def parse_parent_csv(text: str, groups: Collection[str]) -> ImportResult:
-    """Read a CSV of ``parent_email, child_name, class_group`` (a header row first; commas
-    or semicolons, as spreadsheets in many countries write them). Every row is checked;
-    one problem anywhere means nothing is imported, so a file is never half applied."""
-    result = ImportResult()
-    header = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = ";" if header.count(";") > header.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    columns: dict[str, int] | None = None
-    rows = 0
-    for record in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue
-        if columns is None:
-            names = [cell.strip().lower() for cell in record]
-            missing = [c for c in CSV_COLUMNS if c not in names]
-            if missing:
-                result.errors.append(f"line {line}: the first row must name the columns {', '.join(CSV_COLUMNS)} "
-                                     f"(missing: {', '.join(missing)})")  # fmt: skip
-                return result
-            columns = {c: names.index(c) for c in CSV_COLUMNS}
-            continue
-        rows += 1
-        if rows > MAX_IMPORT_ROWS:
-            result.errors.append(f"line {line}: a file holds at most {MAX_IMPORT_ROWS} rows")
-            return result
-        cells = {c: record[i].strip() if i < len(record) else "" for c, i in columns.items()}
-        email, child, group = cells["parent_email"].lower(), child_name(cells["child_name"]), cells["class_group"]
-        problems = [p for p in (email_problem(email),) if p]
-        if not child:
-            problems.append("the child's name is empty")
-        elif len(child) > MAX_CHILD_NAME:
-            problems.append(f"the child's name is longer than {MAX_CHILD_NAME} characters")
-        if group not in groups:
-            problems.append(f"there is no class group '{group}'")
-        if problems:
-            result.errors.append(f"line {line}: {'; '.join(problems)}")
-            continue
-        pairs = result.children.setdefault(email, [])
-        result.lines.setdefault(email, line)
-        if (child, group) not in pairs:
-            pairs.append((child, group))
-    if columns is None:
-        result.errors.append("the file is empty")
-    return result
 
 
 async def issue_password_link(request: web.Request, name: str) -> str:

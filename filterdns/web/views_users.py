@@ -14,6 +14,7 @@ from typing import cast
 
 from aiohttp import web
 
+from filterdns.accounts.rules import ROLES
 from filterdns.store import ApiToken, Conflict, User
 from filterdns.store.base import Role
 from filterdns.web.auth import (
@@ -24,7 +25,6 @@ from filterdns.web.auth import (
     require,
 )
 from filterdns.web.common import (
-    ROLES,
     NavItem,
     add_nav,
     all_group_names,

@@ -33,7 +33,7 @@ from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.service import build_policy
 from filterdns.store import Override, Store, StoreConfig, open_store
 from filterdns.web import WebSettings, create_app
-from filterdns.web.auth import Passwords
+from filterdns.accounts.passwords import Passwords
 
 PASSWORD = "plum-kettle-harbour-42"
 # Real argon2id, with parameters cheap enough for a test suite.

@@ -1,5 +1,7 @@
-"""Languages of the pages families read: gettext catalogues, choosing a language, and
-translating Jinja templates per request.
+"""Languages of what families read, the parents' pages and the weekly digest mail:
+gettext catalogues, choosing a language, and translating Jinja templates per render.
+It sits below both the console (``web``) and the reports, so each can use it without the
+other. ``N_`` marks a message id in Python code so that it is listed in the catalogues.
 
 Catalogues are the ``.po`` files in ``filterdns/locale/<locale>/LC_MESSAGES/filterdns.po``;
 they are compiled in memory the first time a language is used (``compile_po`` does what
@@ -29,11 +31,14 @@ import jinja2
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from filterdns.reports.guidance import N_
-
-LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "filterdns"
 _MO_MAGIC = 0x950412DE
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the translation catalogues; it is translated when shown."""
+    return message
 
 
 @dataclass(frozen=True, slots=True)

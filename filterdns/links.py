@@ -1,0 +1,89 @@
+"""Signed links: addresses that carry their own proof, so they work without a login.
+
+Two kinds, each keyed with a store secret of its own (made once, shared by every node):
+
+* a shared report link ``/r/<group>/<expiry>/<signature>`` shows one group's reports
+  until it expires; rotating its secret revokes every such link at once;
+* an unsubscribe link ``/family/unsubscribe/<token>`` (in every digest mail) turns a
+  parent's digest off; its own secret means rotating the report links' key does not break
+  the links in mails already sent.
+
+The console checks them (``web``) and the digest writes them (``reports``), so they live
+below both. ``signature`` and ``same_secret`` are the HMAC and the constant-time
+comparison every signed value of the console uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from urllib.parse import quote
+
+from filterdns.store import Store
+
+LINK_SECRET = "report-links"  # the store secret that signs shared report links
+UNSUBSCRIBE_SECRET = "digest-unsubscribe"  # the store secret (and purpose) of unsubscribe links
+
+
+def same_secret(supplied: object, expected: str) -> bool:
+    """Constant-time comparison that tolerates junk input."""
+    if not expected or not isinstance(supplied, str):
+        return False
+    return hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), expected.encode())
+
+
+def signature(secret: str, *parts: str) -> str:
+    """HMAC-SHA256 of ``parts`` (NUL-separated, the first naming what is signed, so a
+    signature for one purpose is never valid for another), URL-safe base64 unpadded."""
+    digest = hmac.new(secret.encode(), "\0".join(parts).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+async def _store_secret(store: Store, name: str) -> str:
+    return await store.get_secret(name, secrets.token_urlsafe(32))
+
+
+# --- shared report links ------------------------------------------------------------------------
+
+
+async def link_secret(store: Store) -> str:
+    return await _store_secret(store, LINK_SECRET)
+
+
+def link_signature(secret: str, group: str, expiry: int) -> str:
+    """What a shared link to ``group`` valid until ``expiry`` carries as its proof."""
+    return signature(secret, "report-link", group, str(expiry))
+
+
+def link_path(group: str, expiry: int, proof: str) -> str:
+    return f"/r/{quote(group, safe='')}/{expiry}/{proof}"
+
+
+# --- unsubscribe links ----------------------------------------------------------------------------
+
+
+async def unsubscribe_secret(store: Store) -> str:
+    return await _store_secret(store, UNSUBSCRIBE_SECRET)
+
+
+def unsubscribe_token(secret: str, account: str) -> str:
+    """``account`` (URL-safe base64) and its signature: the link names whom it is for."""
+    name = base64.urlsafe_b64encode(account.encode()).rstrip(b"=").decode()
+    return f"{name}.{signature(secret, UNSUBSCRIBE_SECRET, account)}"
+
+
+def token_account(secret: str, token: str) -> str | None:
+    """The account an unsubscribe token was made for, or ``None`` if it is not genuine."""
+    name, _, proof = token.rpartition(".")
+    try:
+        account = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return account if same_secret(proof, signature(secret, UNSUBSCRIBE_SECRET, account)) else None
+
+
+def unsubscribe_path(token: str) -> str:
+    return f"/family/unsubscribe/{token}"
