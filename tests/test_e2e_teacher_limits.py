@@ -31,6 +31,7 @@ def school(upstream_port: int) -> dict:
             "adult": {"domains": ["pornhub.com", "adult.sites.example.org"]},
             "self-harm": {"domains": ["sanctioned-suicide.net"]},
             "social": {"domains": ["tiktok.com"]},
+            "games": {"domains": ["games.example"]},
         },
         groups={"year7": {"networks": ["127.0.0.0/8"], "block": ["adult", "self-harm", "social"]}},
         deny=["blocked-by-the-school.example"],
@@ -117,6 +118,15 @@ async def test_no_override_a_teacher_can_make_unblocks_a_protected_site(site: Si
         assert response.status == 201, await response.text()
         assert answer(site, "www.tiktok.com") != ["0.0.0.0"]
         assert_still_blocked(site)
+        # a category block override changes the DNS answer at once
+        assert answer(site, "play.games.example") != ["0.0.0.0"]
+        response = await session.post(
+            f"{base}/api/v1/overrides",
+            json={"group": "year7", "kind": "block", "category": "games", "minutes": 15},
+            headers=api,
+        )
+        assert response.status == 201, await response.text()
+        assert answer(site, "play.games.example") == ["0.0.0.0"]
 
 
 def block_page_url(site: Site) -> str:

@@ -115,6 +115,18 @@ async def test_lockout_after_five_failures_even_for_the_right_password(console: 
     assert (await console.login("tom", new_password)).status == 303
 
 
+async def test_a_successful_login_resets_the_failure_count(console: Console):
+    """Three typos and a good login, three times over: twelve attempts in all, nine of them
+    wrong, but never five in a row, so the account never locks."""
+    for _ in range(3):
+        for _ in range(3):
+            assert (await console.login("tom", "wrong-password-guess")).status == 401
+        assert (await console.login("tom")).status == 303
+        console.client.session.cookie_jar.clear()
+        assert not (await console.store.get_user("tom")).locked_until
+    assert (await console.store.get_user("tom")).failed_logins == 0
+
+
 async def test_a_lock_ends_by_itself(tmp_path: Path):
     async with make_console(tmp_path, settings=WebSettings(lock_after=2, lock_minutes=0.025)) as console:
         for _ in range(2):
