@@ -8,6 +8,7 @@ approval, and a group allow entry. The adult and self-harm names stay blocked af
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -30,7 +31,7 @@ def school(upstream_port: int) -> dict:
         categories={
             "adult": {"domains": ["pornhub.com", "adult.sites.example.org"]},
             "self-harm": {"domains": ["sanctioned-suicide.net"]},
-            "social": {"domains": ["tiktok.com"]},
+            "social": {"domains": ["tiktok.com", "instagram.com"]},
             "games": {"domains": ["games.example"]},
         },
         groups={"year7": {"networks": ["127.0.0.0/8"], "block": ["adult", "self-harm", "social"]}},
@@ -149,4 +150,19 @@ async def test_a_review_request_for_a_public_suffix_cannot_be_made(site: Site):
         assert response.status == 200
     pending = store_call(site, "list_review_requests", status="pending")
     assert [r.name for r in pending] == ["www.tiktok.com"]
+    assert_still_blocked(site)
+
+
+def test_overrides_that_reach_the_store_by_another_way_lift_nothing_protected(site: Site):
+    """Defence in depth: overrides written straight into the shared store (an older node, a
+    restored backup) are applied by the server's sync, and the engine itself still keeps the
+    protected categories, the global deny list and bypass protection."""
+    expires = time.time() + 600
+    for domain in ("com", "net", "org", "example", "use-application-dns.net", "blocked-by-the-school.example"):
+        store_call(site, "add_override", "year7", "allow", domain=domain, created_by="old-node", expires_at=expires)
+    store_call(site, "add_override", "year7", "allow", category="adult", created_by="old-node", expires_at=expires)
+    deadline = time.monotonic() + 10
+    while answer(site, "www.instagram.com") == ["0.0.0.0"]:  # the "com" override has been synced
+        assert time.monotonic() < deadline, "the stored overrides never reached the server"
+        time.sleep(0.1)
     assert_still_blocked(site)
