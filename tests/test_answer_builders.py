@@ -24,15 +24,8 @@ from filterdns.wire.answer import (
     cname_rewrite,
     error_response,
 )
-from filterdns.wire.query import (
-    RCODE_BADVERS,
-    RCODE_FORMERR,
-    RCODE_NXDOMAIN,
-    RCODE_REFUSED,
-    RCODE_SERVFAIL,
-    Query,
-    parse_query,
-)
+from filterdns.wire.query import Query, parse_query
+from filterdns.wire.rcodes import RCODE_BADVERS, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL
 
 TTL = 60
 PAGE_V4 = "10.10.0.5"

@@ -11,45 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from filterdns.policy import listformats
-from filterdns.policy.listformats import normalize_domain, parse_lines, parse_text, read_list_file
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("example.com", "example.com"),
-        ("  Example.COM.  ", "example.com"),
-        (".example.com", "example.com"),  # Squid/UT1 "domain and subdomains"
-        ("münchen.de", "xn--mnchen-3ya.de"),
-        ("MÜNCHEN.DE", "xn--mnchen-3ya.de"),
-        ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
-        ("_dmarc.example.com", "_dmarc.example.com"),
-        ("r1---sn-4g5e6nzz.googlevideo.com", "r1---sn-4g5e6nzz.googlevideo.com"),
-        ("123.com", "123.com"),
-        ("zip", "zip"),
-        ("a" * 63 + ".com", "a" * 63 + ".com"),
-        ("1.2.3.4", None),
-        ("a.b.123", None),
-        ("::1", None),
-        ("a..b.com", None),
-        ("", None),
-        (".", None),
-        ("a" * 64 + ".com", None),
-        ("exa mple.com", None),
-        ("example.com/path", None),
-        ("*.example.com", None),
-        ("\ufffd.com", None),  # an undecodable byte after errors="replace"
-    ],
-)
-def test_normalize_domain(text: str, expected: str | None) -> None:
-    assert normalize_domain(text) == expected
-
-
-def test_normalize_domain_total_length() -> None:
-    name = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters
-    assert len(name) == 253
-    assert normalize_domain(name) == name
-    assert normalize_domain(name + "b") is None
+from filterdns.names import normalize_domain
+from filterdns.policy.listformats import parse_lines, parse_text, read_list_file
 
 
 def test_plain_domains_with_comments_blank_lines_and_case() -> None:

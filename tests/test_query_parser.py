@@ -22,8 +22,6 @@ from filterdns.wire.query import (
     CLASS_IN,
     OPTION_MAC_RAW,
     OPTION_MAC_TEXT,
-    RCODE_FORMERR,
-    RCODE_NOTIMP,
     TYPE_AAAA,
     TYPE_MX,
     Query,
@@ -31,6 +29,7 @@ from filterdns.wire.query import (
     parse_mac_text,
     parse_query,
 )
+from filterdns.wire.rcodes import RCODE_FORMERR, RCODE_NOTIMP
 
 MAC = "aa:bb:cc:dd:ee:0f"
 # The fixed part of an OPT record at the root: name, type 41, payload 1232, ext-rcode, version,

@@ -278,12 +278,16 @@ async def test_timetable_page_shows_the_windows_and_what_a_group_blocks_in_them(
 async def test_revisions_show_diffs_and_roll_back(console):
     token = await console.logged_in("ada")
     original = console.control.policy_text
-    await console.post("/groups/7b/lists", {"list": "allow", "action": "add", "domain": "<i>x</i>.example"}, token)
+    # Markup is not a domain name: refused before it reaches a revision (filterdns.names).
+    refused = await console.post("/groups/7b/lists", {"list": "allow", "action": "add", "domain": "<i>x</i>.example"}, token)
+    assert refused.status == 422 and console.control.policy_text == original
+    form = {"list": "allow", "action": "add", "domain": "x.example", "comment": "<i>asked by</i> 7b"}
+    await console.post("/groups/7b/lists", form, token)
     status, text = await page(console, "/revisions")
     assert status == 200
     assert "Revision 2" in text and "(in force)" in text
-    assert "7b: add &lt;i&gt;x&lt;/i&gt;.example to the allow list" in text
-    assert html.escape("+    - <i>x</i>.example", quote=False) in text
+    assert "7b: add x.example to the allow list: &lt;i&gt;asked by&lt;/i&gt; 7b" in text
+    assert html.escape("+    - x.example", quote=False) in text
     assert "groups.7b" in text  # the hunk says where the change is
     assert 'id="rollback-1"' in text and 'id="rollback-2"' not in text
 

@@ -49,6 +49,7 @@ from filterdns.config.model import (
     WebConfig,
     WebSettings,
 )
+from filterdns.names import domain_name
 
 
 class ConfigError(Exception):
@@ -780,16 +781,8 @@ _block_mode = _choice("null_ip", "nxdomain", "refused", "blockpage")
 
 
 def _domain(value: Any) -> str:
-    text = str(value).strip().lower().rstrip(".")
-    if text.startswith("*."):
-        text = text[2:]
-    try:
-        text = text.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValueError(f"'{value}' is not a domain name") from None
-    if not text or " " in text or len(text) > 253:
-        raise ValueError(f"'{value}' is not a domain name")
-    return text
+    # ``*.example.com`` is accepted as ``example.com``: a listed name covers the names below it.
+    return domain_name(str(value).strip().removeprefix("*."))
 
 
 def _ip(value: Any) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from filterdns.config.loader import POLICY_KEYS
+from filterdns.names import normalize_domain
 
 PolicyDoc = dict[str, Any]
 
@@ -151,10 +152,11 @@ def remove_from_deny(doc: Mapping[str, Any], domain: str, group: str | None = No
 
 
 def normalise_domain(domain: str) -> str:
-    """The form lists are compared in, so that ``WWW.Example.com.`` is not added twice. The
-    loader does the full check (IDN, length) when the document is applied."""
-    text = domain.strip().lower().rstrip(".")
-    return text.removeprefix("*.")
+    """The form lists are compared in, so that ``WWW.Example.com.`` and ``münchen.de`` are not
+    added twice. What is not a domain name is compared as typed: the loader refuses it with
+    its line when the document is applied."""
+    text = domain.strip().removeprefix("*.")
+    return normalize_domain(text) or text.lower()
 
 
 def _edit_domain_list(doc: Mapping[str, Any], key: str, domain: str, group: str | None, *, add: bool) -> PolicyDoc:

@@ -33,17 +33,16 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from filterdns.config.model import BlockMode, Config, GroupConfig, SafeSearchConfig
+from filterdns.names import normalize_domain
 from filterdns.policy.safesearch import safe_search_target
 from filterdns.policy.suffixes import is_public_suffix
 from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
+from filterdns.wire.rcodes import RCODE_NOERROR, RCODE_NXDOMAIN
 
 Action = Literal["allow", "block", "rewrite"]
 Reason = Literal[
     "allow-list", "deny-list", "category", "scheduled-category", "safe-search", "bypass-protection", "override", "default"
 ]
-
-RCODE_NOERROR = 0
-RCODE_NXDOMAIN = 3
 
 # Names whose answer decides whether a device bypasses this resolver: (rcode, why).
 # NOERROR with no records is NODATA.
@@ -431,11 +430,7 @@ class PolicyEngine:
     def explain(self, name: str, group: str, at: datetime | None = None) -> Explanation:
         """Why ``name`` gets its verdict for ``group`` at ``at`` (default: now). Computed from
         scratch, so it neither reads nor fills the decision cache."""
-        name = name.strip().lower().rstrip(".")
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass  # not a valid IDN: explain it as typed
+        name = normalize_domain(name) or name.strip().lower()  # not a domain name: explain it as typed
         when = self._clock() if at is None else at
         policy = self._policy(group)
         active = self._active_windows(when)

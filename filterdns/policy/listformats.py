@@ -32,18 +32,13 @@ from itertools import compress
 from pathlib import Path
 from typing import Iterable, Iterator
 
-MAX_NAME_LENGTH = 253  # presentation form without the trailing dot
+from filterdns.names import MAX_NAME_LENGTH, normalize_domain
+
 MAX_BAD_EXAMPLES = 5
 _MAX_EXAMPLE_CHARS = 200
 _CHUNK_CHARS = 1 << 18
 
 FORMATS = ("auto", "domains", "hosts", "adblock", "wildcard", "dnsmasq")
-
-_LABEL = r"[a-z0-9_-]{1,63}"
-# Underscores are not valid in hostnames but real lists contain them (``_dmarc``-style and
-# sloppy CDN names), and DNS itself allows them. A name whose last label is all digits is an IP
-# address or garbage: no top-level domain is numeric.
-_HOSTNAME = re.compile(rf"(?:{_LABEL}\.)*(?![0-9]+$){_LABEL}")
 
 # Names that hosts files map to themselves as boilerplate, not as block entries.
 _LOCAL_NAMES = frozenset(
@@ -92,28 +87,6 @@ class ParsedList:
         self.bad_lines += 1
         if len(self.bad_examples) < MAX_BAD_EXAMPLES:
             self.bad_examples.append((lineno, line[:_MAX_EXAMPLE_CHARS]))
-
-
-def normalize_domain(text: str) -> str | None:
-    """The lowercase ASCII (punycode) form of a domain name, or None if it is not one.
-
-    Accepts surrounding whitespace, upper case, one trailing dot, one leading dot (Squid's
-    ``.example.com``, used by UT1) and internationalised names. Rejects IP addresses, empty
-    labels, labels over 63 and names over 253 characters.
-    """
-    name = text.strip().lower()
-    if name.startswith("."):
-        name = name[1:]
-    if name.endswith("."):
-        name = name[:-1]
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
-    if len(name) > MAX_NAME_LENGTH or _HOSTNAME.fullmatch(name) is None:
-        return None
-    return name
 
 
 def parse_lines(lines: Iterable[str], fmt: str = "auto") -> ParsedList:

@@ -31,11 +31,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from filterdns.config.model import CacheConfig
+from filterdns.wire.rcodes import RCODE_NOERROR, RCODE_NXDOMAIN
 from filterdns.wire.records import (
     FLAG_TC,
     HEADER_SIZE,
-    RCODE_NOERROR,
-    RCODE_NXDOMAIN,
     ResponseLayout,
     parse_layout,
     patch_ttls,

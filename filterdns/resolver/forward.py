@@ -16,7 +16,8 @@ from filterdns.resolver.cache import AnswerCache
 from filterdns.resolver.upstream import UpstreamError, UpstreamPool, UpstreamUnavailable
 from filterdns.wire.answer import cname_rewrite, encode_name
 from filterdns.config.model import CacheConfig
-from filterdns.wire.query import AA, AD, CD, RD, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_CNAME, TYPE_OPT, Query, parse_query
+from filterdns.wire.query import AA, AD, CD, RD, TYPE_CNAME, TYPE_OPT, Query, parse_query
+from filterdns.wire.rcodes import RCODE_REFUSED, RCODE_SERVFAIL
 from filterdns.wire.records import WireError, parse_layout, skip_name, without_opt
 
 # Payload size asked of upstreams when the client did not use EDNS: answers are fitted to

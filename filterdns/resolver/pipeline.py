@@ -32,10 +32,6 @@ from filterdns.wire.answer import (
 )
 from filterdns.wire.query import (
     CLASS_IN,
-    RCODE_BADVERS,
-    RCODE_NOERROR,
-    RCODE_REFUSED,
-    RCODE_SERVFAIL,
     TYPE_A,
     TYPE_AAAA,
     TYPE_ANY,
@@ -45,6 +41,7 @@ from filterdns.wire.query import (
     QueryError,
     parse_query,
 )
+from filterdns.wire.rcodes import RCODE_BADVERS, RCODE_NOERROR, RCODE_REFUSED, RCODE_SERVFAIL
 from filterdns.wire.records import fit_to_size
 
 log = logging.getLogger("filterdns.query")

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from filterdns.config.model import UpstreamConfig, UpstreamServerConfig
+from filterdns.wire.rcodes import RCODE_REFUSED, RCODE_SERVFAIL
 
 SOCKETS_PER_SERVER = 16
 # A socket (and so its source port) is replaced after this many queries or seconds.
@@ -48,8 +49,6 @@ EWMA_WEIGHT = 0.2
 LATENCY_FLOOR_MS = 5.0
 LATENCY_BAND = 1.25
 
-_RCODE_SERVFAIL = 2
-_RCODE_REFUSED = 5
 _FLAG_QR = 0x80  # in the third header byte
 _FLAG_TC = 0x02  # in the third header byte
 _MAX_MESSAGE = 65535
@@ -468,8 +467,8 @@ class UpstreamPool:
                     self._failed(server, failure.kind)
                     continue
                 rcode = reply[3] & 0x0F
-                if rcode == _RCODE_SERVFAIL or rcode == _RCODE_REFUSED:
-                    self._failed(server, "servfail" if rcode == _RCODE_SERVFAIL else "refused")
+                if rcode == RCODE_SERVFAIL or rcode == RCODE_REFUSED:
+                    self._failed(server, "servfail" if rcode == RCODE_SERVFAIL else "refused")
                     failed_reply = (reply, server)
                     continue
                 self._answered(server, self._clock() - started)

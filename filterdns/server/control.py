@@ -18,6 +18,7 @@ import yaml
 from filterdns.config.loader import ConfigError, dump_policy, parse_mac
 from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig
 from filterdns.metrics import Metrics
+from filterdns.names import domain_name
 from filterdns.policy.categories import SourceStatus
 from filterdns.policy.engine import Explanation
 from filterdns.policy.suffixes import is_public_suffix
@@ -157,7 +158,7 @@ class Control:
             if kind == "allow" and category in protected:
                 raise ValueError(f"{category} is protected: only an administrator's policy change can allow it")
         else:
-            domain = _normal_domain(domain)
+            domain = domain_name(domain)
             if kind == "allow":
                 self._refuse_unliftable(domain)
         now = time.time()
@@ -183,7 +184,7 @@ class Control:
     async def request_review(self, name: str, client: str, reason: str) -> ReviewRequest:
         """From the block page: a pupil asks for a blocked site to be looked at again. A public
         suffix (``Host: com``) is refused: no approval could ever allow it."""
-        name = _normal_domain(name)
+        name = domain_name(name)
         if is_public_suffix(name):
             raise ValueError(f"{name} is a public suffix, not a site")
         group = self._service.require_policy().identifier.group_for(str(ipaddress.ip_address(client)))
@@ -222,17 +223,6 @@ class Control:
         refusal = self._service.require_policy().engine.lift_refusal(name)
         if refusal:
             raise ValueError(f"{refusal}; only an administrator can allow it, with an allow list entry")
-
-
-def _normal_domain(text: str) -> str:
-    name = text.strip().lower().rstrip(".")
-    try:
-        name = name.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValueError(f"'{text}' is not a domain name") from None
-    if not name or len(name) > 253 or any(not label or len(label) > 63 for label in name.split(".")):
-        raise ValueError(f"'{text}' is not a domain name")
-    return name
 
 
 __all__ = ["Control", "ConfigError"]

@@ -19,9 +19,6 @@ from filterdns.wire.query import (
     OPTION_EDE,
     QR,
     RA,
-    RCODE_NOERROR,
-    RCODE_NXDOMAIN,
-    RCODE_REFUSED,
     RD,
     TC,
     TYPE_A,
@@ -31,6 +28,7 @@ from filterdns.wire.query import (
     ClientSubnet,
     Query,
 )
+from filterdns.wire.rcodes import RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_REFUSED
 from filterdns.wire.records import append_opt
 
 # The UDP payload size we advertise (the DNS Flag Day 2020 value).

@@ -13,6 +13,8 @@ import base64
 import binascii
 import socket
 
+from filterdns.wire.rcodes import RCODE_FORMERR, RCODE_NOTIMP
+
 # Header flag bits (in the 16-bit flags word).
 QR = 0x8000
 AA = 0x0400
@@ -21,14 +23,6 @@ RD = 0x0100
 RA = 0x0080
 AD = 0x0020
 CD = 0x0010
-
-RCODE_NOERROR = 0
-RCODE_FORMERR = 1
-RCODE_SERVFAIL = 2
-RCODE_NXDOMAIN = 3
-RCODE_NOTIMP = 4
-RCODE_REFUSED = 5
-RCODE_BADVERS = 16  # extended rcode, carried partly in the OPT record
 
 TYPE_A = 1
 TYPE_NS = 2

@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 HEADER_SIZE = 12
 TYPE_SOA = 6
 TYPE_OPT = 41
-RCODE_NOERROR = 0
-RCODE_NXDOMAIN = 3
 FLAG_TC = 0x0200
 FLAG_DO = 0x8000
 
