@@ -5,6 +5,7 @@ see any of it (admins only), and HTML in names and notes coming out escaped."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,9 @@ import yaml
 from markupsafe import escape
 
 import tests.support.web as support
+from filterdns.alerts.notices import alert_mail
 from filterdns.config.loader import config_with_policy, policy_document
+from filterdns.config.model import AlertRule
 from filterdns.policy import document
 from filterdns.store import Alert, AuditFilter
 from tests.support.alerts import attempt, canary
@@ -157,6 +160,34 @@ async def test_only_admins_see_alerts(console: Console, who: str) -> None:
     assert (await console.store.get_alert(alert.id)).open  # type: ignore[union-attr]
     if who != "pat":  # parents have no console pages at all
         assert 'id="nav-alerts"' not in await console.page("/overrides")
+
+
+async def test_only_admins_see_who_looked_up_what_alerts_watch(console: Console) -> None:
+    """The single lookups behind alerts, and alert mail in the outbox, follow the alert
+    page's rule: a viewer cannot find which device tried the watched category."""
+    console.control.config = dataclasses.replace(
+        console.control.config, alert_rules=(AlertRule("adult-watch", categories=("adult",)),)
+    )
+    await an_alert(console)
+    mail = alert_mail(await console.store.get_alert(1), console.control.config.alert_rules[0], console.control.config)
+    assert "10.0.7.21" not in mail.subject and "device" not in mail.subject
+    await console.store.enqueue_message(dedup_key="alert:1:email:dsl@school.test", channel="email", kind="alert",
+                                        recipient="dsl@school.test", subject=mail.subject, body_text=mail.text)  # fmt: skip
+    await console.store.enqueue_message(dedup_key="test:1", channel="email", kind="test",
+                                        recipient="it@school.test", subject="filterdns test mail", body_text="x")  # fmt: skip
+    for who, sees in (("ada", True), ("vic", False), ("tom", False)):
+        await console.logged_in(who)
+        by_category = await console.page("/querylog?category=adult")
+        everything = await console.page("/querylog")
+        api = await (await console.client.get("/api/v1/events?category=adult")).json()
+        assert ("site1.adult.example" in by_category) is sees, who
+        assert ("site1.adult.example" in everything) is sees, who
+        assert "games.example" in everything, who
+        assert bool(api["events"]) is sees, who
+        if who != "tom":  # teachers have no outbox page
+            outbox = await console.page("/outbox")
+            assert (mail.subject in outbox) is sees, who
+            assert "filterdns test mail" in outbox
 
 
 # --- rules ------------------------------------------------------------------------------------

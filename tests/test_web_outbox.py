@@ -36,8 +36,8 @@ async def page(console: Console, path: str = "/outbox", status: int = 200) -> st
 
 async def failed_message(console: Console, error: str = "cannot connect to smtp.school.test:587: connection refused") -> int:
     store = console.store
-    assert await store.enqueue_message(dedup_key="alert:1:email:lead@school.test", channel="email", kind="alert",
-                                       recipient="lead@school.test", subject="Safeguarding alert", body_text="x")  # fmt: skip
+    assert await store.enqueue_message(dedup_key="digest:2026-W48:pat", channel="email", kind="digest",
+                                       recipient="lead@school.test", subject="Weekly report", body_text="x")  # fmt: skip
     [message] = await store.claim_messages(5)
     await store.mark_failed(message, error, permanent=True, retry=RETRY)
     return message.id

@@ -93,9 +93,10 @@ def _facts(alert: Alert, rule: AlertRule, config: Config) -> list[tuple[str, str
 
 def alert_mail(alert: Alert, rule: AlertRule, config: Config) -> AlertMail:
     """The mail to a rule's addresses: plain text and a simple HTML version of the same."""
-    who = f"device {alert.client}" if alert.client else f"group {alert.group}"
-    # A rule name is a YAML key and may hold anything, line breaks included: not in a header.
-    subject = " ".join(f"Safeguarding alert {alert.id}: {rule.name}, {who}".split())
+    # The subject names no device: it is shown wherever mail is listed (the console's
+    # outbox, mail clients' previews), the body only to the rule's recipients. A rule name
+    # is a YAML key and may hold anything, line breaks included: not in a header.
+    subject = " ".join(f"Safeguarding alert {alert.id}: {rule.name}".split())
     url = alert_url(alert, config)
     facts = _facts(alert, rule, config)
     intro = "Blocked attempts matching a safeguarding alert rule were seen on the school network."

@@ -7,12 +7,18 @@ with the real config loader, so no rule is checked here that the loader checks t
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from filterdns.config.model import AlertRule
 
 PolicyDoc = dict[str, Any]
+
+
+def watched_categories(rules: Sequence[AlertRule]) -> frozenset[str]:
+    """The categories some safeguarding rule watches: lookups in them are the stuff of
+    alerts, so only the roles that see alerts see them one by one (the query log)."""
+    return frozenset(category for rule in rules for category in rule.categories)
 
 
 def duration_text(seconds: float) -> str:

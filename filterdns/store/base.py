@@ -168,6 +168,7 @@ class EventFilter:
     category: str | None = None
     since: float | None = None
     until: float | None = None
+    hide_categories: tuple[str, ...] = ()  # events in these categories are left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +454,8 @@ class Store(OutboxQueries, AlertQueries, ABC):
         w.equal("client", where.client)
         w.equal("verdict", where.verdict)
         w.equal("category", where.category)
+        if where.hide_categories:
+            w.add(f"category NOT IN ({', '.join('?' * len(where.hide_categories))})", *where.hide_categories)
         if where.name_contains:
             w.add("name LIKE ? ESCAPE '\\'", f"%{_like_escape(where.name_contains.lower())}%")
         if where.domain:

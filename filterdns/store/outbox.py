@@ -165,10 +165,10 @@ class OutboxQueries(FeatureQueries):
 
     async def list_messages(
         self, *, status: str | None = None, kind: str | None = None, limit: int = 100,
-        before_id: int | None = None,
+        before_id: int | None = None, hide_kind: str | None = None,
     ) -> list[OutboxMessage]:
-        """Messages newest first, optionally only one status and/or kind; ``before_id``
-        pages back from there."""
+        """Messages newest first, optionally only one status and/or kind, or all but
+        ``hide_kind``; ``before_id`` pages back from there."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         conditions: list[str] = []
@@ -177,6 +177,9 @@ class OutboxQueries(FeatureQueries):
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
+        if hide_kind is not None:
+            conditions.append("kind <> ?")
+            params.append(hide_kind)
         rows = await self._newest_first(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox", conditions, params, limit=limit, before_id=before_id
         )

@@ -85,7 +85,7 @@ async def get_explain(request: web.Request) -> web.Response:
 
 
 async def get_events(request: web.Request) -> web.Response:
-    where = event_filter(user_of(request), request.query, zone_of(request))
+    where = event_filter(user_of(request), request.query, zone_of(request), control_of(request).config)
     page = await control_of(request).store.search_events(
         where, limit=page_size(request.query), cursor=request.query.get("cursor") or None
     )

@@ -130,6 +130,15 @@ def require(*roles: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
+# Safeguarding alerts are for the designated safeguarding lead (an admin): so are the
+# single lookups they are made of and the mail they send.
+SAFEGUARDING_ROLES = ("admin",)
+
+
+def sees_safeguarding(user: User) -> bool:
+    return user.role in SAFEGUARDING_ROLES
+
+
 def visible_groups(user: User) -> tuple[str, ...] | None:
     """The groups whose data ``user`` may see: ``None`` means all (admins, viewers);
     teachers and parents see their own groups only."""

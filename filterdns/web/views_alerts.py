@@ -28,7 +28,7 @@ from filterdns.config.model import AlertRule, AlertSubject
 from filterdns.store import Alert, EventFilter
 from filterdns.store.alerts import BYPASS_CATEGORY, attempt_category
 from filterdns.store.base import Row
-from filterdns.web.auth import audit, require
+from filterdns.web.auth import SAFEGUARDING_ROLES, audit, require
 from filterdns.web.common import (
     NavItem,
     add_nav,
@@ -45,7 +45,7 @@ from filterdns.web.views_policy import (
     problems_of,
 )
 
-ALERT_ROLES = ("admin",)
+ALERT_ROLES = SAFEGUARDING_ROLES
 OPEN_SHOWN = 200  # open alerts listed at once; more than that is a matter for the lead anyway
 PAGE_SIZE = 50  # acknowledged alerts per page
 LOOKUPS_SHOWN = 200

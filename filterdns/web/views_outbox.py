@@ -1,6 +1,7 @@
 """Outgoing mail: what the outbox holds (digests, alerts, test mails and webhook calls),
 whether each went out, and if not, how often it was tried and why it failed. Admins retry
-a failed message and send a test mail to check the mail settings; viewers may look.
+a failed message and send a test mail to check the mail settings; viewers may look, but
+not at safeguarding alert mail (admins only, like the alerts themselves).
 
 The page only reads and changes the outbox through the store; the delivery job on the
 node holding the "outbox" lease does the sending (within its poll interval).
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from filterdns.store import OutboxMessage
 from filterdns.store.outbox import STATUSES
-from filterdns.web.auth import require
+from filterdns.web.auth import require, sees_safeguarding
 from filterdns.web.common import (
     NavItem,
     add_nav,
@@ -67,7 +68,8 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, to: st
     query = request.query
     form = {"status": query.get("status", "")}
     messages = await store.list_messages(
-        status=status_filter(form["status"]), limit=PAGE_SIZE + 1, before_id=before_id(query.get("before", ""))
+        status=status_filter(form["status"]), limit=PAGE_SIZE + 1, before_id=before_id(query.get("before", "")),
+        hide_kind=None if sees_safeguarding(user_of(request)) else "alert",
     )
     older = None
     if len(messages) > PAGE_SIZE:

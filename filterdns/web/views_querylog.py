@@ -1,6 +1,7 @@
 """Query log search: by group, client, domain, verdict and time, newest first, a page at a
 time (keyset cursors from the store, so page 50 is as quick as page 1). Teachers only ever
-see their own groups' queries."""
+see their own groups' queries, and only admins see lookups in the categories safeguarding
+alerts watch (who looked up self-harm sites is for the safeguarding lead)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from filterdns.alerts.rules import watched_categories
+from filterdns.config.model import Config
 from filterdns.store import EventFilter, User
-from filterdns.web.auth import group_picker, require, scope_filter
+from filterdns.web.auth import group_picker, require, scope_filter, sees_safeguarding
 from filterdns.web.common import (
     CONSOLE_ROLES,
     VERDICTS,
@@ -29,9 +32,10 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
-def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo) -> EventFilter:
-    """The search a form or API call asks for, within what ``user`` may see. Raises
-    ValueError for bad input and 403 for a group outside the user's scope."""
+def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo, config: Config) -> EventFilter:
+    """The search a form or API call asks for, within what ``user`` may see: their groups,
+    and lookups in the categories safeguarding alerts watch only for those who see alerts.
+    Raises ValueError for bad input and 403 for a group outside the user's scope."""
     verdict = query.get("verdict", "").strip()
     if verdict and verdict not in VERDICTS:
         raise ValueError(f"verdict is one of {', '.join(VERDICTS)}")
@@ -48,6 +52,7 @@ def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo) -> EventF
         category=query.get("category", "").strip() or None,
         since=since,
         until=until,
+        hide_categories=() if sees_safeguarding(user) else tuple(sorted(watched_categories(config.alert_rules))),
     )
 
 
@@ -68,7 +73,7 @@ async def querylog(request: web.Request) -> web.StreamResponse:
     errors: list[str] = []
     page = None
     try:
-        where = event_filter(user_of(request), query, zone)
+        where = event_filter(user_of(request), query, zone, control_of(request).config)
         page = await control_of(request).store.search_events(where, limit=PAGE_SIZE, cursor=query.get("cursor") or None)
     except ValueError as exc:
         errors.append(str(exc))
