@@ -12,8 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from filterdns import __version__, users_cli
-from filterdns.config.loader import ConfigError, default_config, load_config, parse_endpoint, parse_mac, policy_document
+from filterdns.config.loader import ConfigError, default_config, load_config
 from filterdns.config.model import Config, UpstreamServerConfig
+from filterdns.config.policytext import policy_document
+from filterdns.config.values import parse_endpoint, parse_mac
 from filterdns.logsetup import configure_logging
 
 log = logging.getLogger("filterdns")

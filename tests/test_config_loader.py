@@ -10,17 +10,14 @@ from pathlib import Path
 import pytest
 
 from filterdns.config import loader
-from filterdns.config.loader import (
-    ConfigError,
-    default_config,
-    load_config,
+from filterdns.config.loader import ConfigError, default_config, load_config, system_resolvers
+from filterdns.config.values import (
     parse_date_range,
     parse_duration,
     parse_endpoint,
     parse_mac,
     parse_weekdays,
     parse_window,
-    system_resolvers,
 )
 from filterdns.config.model import (
     Endpoint,

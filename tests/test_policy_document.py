@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from filterdns.config.loader import ConfigError, config_with_policy, load_config, policy_document
+from filterdns.config.loader import ConfigError, config_with_policy, load_config
+from filterdns.config.policytext import dump_policy, policy_document
 from filterdns.policy import document as d
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,6 +196,36 @@ def test_example_config_policy_renders_to_the_same_text_and_loads(tmp_path):
     edited = d.render(d.set_group_categories(d.parse(text), "year7", ["adult"]))
     config = config_with_policy(load_config(REPO / "config.yaml"), edited)
     assert next(g for g in config.groups if g.name == "year7").block == ("adult",)
+
+
+def test_a_files_policy_and_its_console_rendering_are_one_text(tmp_path):
+    """The file's policy imported at start and the same policy re-rendered by a console edit
+    are written by one dumper, so a revision diff never shows keys moving."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "blocking: {ttl: 60, mode: nxdomain}\n"
+        "groups:\n"
+        "  year7:\n"
+        "    safe_search: {youtube: strict, search: true}\n"
+        "    block: [social]\n"
+        "    networks: [10.10.7.0/24]\n"
+        "    rules: [{allow: [social], during: lunch}]\n"
+        "    description: Year 7\n"
+        "schedules:\n"
+        "  lunch: {weekly: {mon-fri: [12:25-13:15]}, timezone: Europe/London}\n"
+        "categories:\n"
+        "  social: {domains: [tiktok.com], description: Social media}\n"
+        "upstream: {servers: [127.0.0.1]}\n"
+        "alerts: {rules: {r: {email: [a@school.example], threshold: 3, categories: [social]}}}\n"
+    )
+    text = policy_document(config)
+    assert policy_document(config) == text
+    assert d.render(d.parse(text)) == text
+    assert dump_policy(d.parse(text)) == text
+    lines = d.diff(text, d.render(d.add_to_allow(d.parse(text), "bbc.co.uk", "year7")))
+    changed = [line for line in lines[2:] if line.startswith(("+", "-"))]
+    assert changed == ["+    allow:", "+    - bbc.co.uk"]
+    config_with_policy(load_config(config), text)
 
 
 def test_edited_documents_load_and_mistakes_are_reported_with_lines(doc, tmp_path):

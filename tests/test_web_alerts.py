@@ -17,8 +17,9 @@ from markupsafe import escape
 
 import tests.support.web as support
 from filterdns.alerts.notices import alert_mail
-from filterdns.config.loader import config_with_policy, policy_document
+from filterdns.config.loader import config_with_policy
 from filterdns.config.model import AlertRule
+from filterdns.config.policytext import policy_document
 from filterdns.policy import document
 from filterdns.store import Alert, AuditFilter
 from tests.support.alerts import attempt, canary

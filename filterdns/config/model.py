@@ -1,7 +1,10 @@
 """The typed configuration every part of filterdns is built from.
 
-The loader (``loader.py``) turns YAML into these frozen dataclasses and is the only place
-that knows about YAML, line numbers and defaults-by-omission. Everything else receives a
+The loader (``loader.py`` and one reader per section in ``sections/``) turns YAML into these
+frozen dataclasses and is the only place that knows about YAML and line numbers. The defaults
+written here are the only ones: a key left out of the file takes its field's default below
+(the readers ask ``yamlnodes.default_of``), and a ``Literal`` field's values are the only
+ones its reader accepts. Everything else receives a
 ``Config`` and can trust it: addresses are parsed, durations are seconds, names are checked
 against each other (a group that names an unknown category never gets this far).
 """
@@ -16,6 +19,7 @@ from typing import Literal, get_args
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 BlockMode = Literal["null_ip", "nxdomain", "refused", "blockpage"]
+BLOCK_MODES: tuple[str, ...] = get_args(BlockMode)  # the one list: loader and console use it
 YouTubeMode = Literal["strict", "moderate", "off"]
 StoreBackend = Literal["sqlite", "postgres"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

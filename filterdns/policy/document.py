@@ -9,7 +9,8 @@ loader's ``POLICY_KEYS``: ``timezone``, ``categories``, ``schedules``, ``groups`
 ``default_group``, ``allow``, ``deny``, ``blocking``...) and returns a NEW document, leaving
 its input untouched: a page can compare before and after, and a failed apply leaves nothing
 half-changed. Operations keep the document tidy so that revisions diff well: they never add an
-empty key and never drop an existing one, and ``render`` writes keys in one stable order.
+empty key and never drop an existing one, and ``render`` is the config's one policy dumper
+(``config.policytext.dump_policy``), which writes keys in one stable order.
 """
 
 from __future__ import annotations
@@ -22,31 +23,12 @@ from typing import Any
 
 import yaml
 
-from filterdns.config.loader import POLICY_KEYS
+from filterdns.config.model import Config
+from filterdns.config.policytext import dump_policy
+from filterdns.config.yamlnodes import default_of
 from filterdns.names import normalize_domain
 
 PolicyDoc = dict[str, Any]
-
-# The order keys are written in (the loader's order of policy sections at the top); keys not
-# listed (typos the loader will report) come after.
-TOP_LEVEL_ORDER = POLICY_KEYS
-GROUP_ORDER = (
-    "description", "networks", "macs", "block", "rules", "allow", "deny", "safe_search",
-    "block_mode", "bypass_protection",
-)
-_SECTION_ORDER = {
-    "categories": ("description", "sources", "domains"),
-    "schedules": ("timezone", "weekly", "exceptions"),
-    "groups": GROUP_ORDER,
-}
-_NESTED_ORDER = {
-    "rules": ("during", "block", "allow"),
-    "exceptions": ("name", "dates", "windows"),
-    "safe_search": ("search", "youtube"),
-    "sources": ("url", "file", "format"),
-}
-_BLOCKING_ORDER = ("mode", "ttl", "page_ipv4", "page_ipv6")
-
 
 # --------------------------------------------------------------------------- groups
 
@@ -258,8 +240,8 @@ def remove_schedule(doc: Mapping[str, Any], name: str) -> PolicyDoc:
 
 
 def default_group(doc: Mapping[str, Any]) -> str:
-    """The default group's name, with the loader's default."""
-    return str(doc.get("default_group") or "default")
+    """The default group's name, with the model's default."""
+    return str(doc.get("default_group") or default_of(Config, "default_group"))
 
 
 def group_fields(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -271,21 +253,10 @@ def group_fields(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- text
 
 
-class _Dumper(yaml.SafeDumper):
-    """Never writes anchors: ``safe_load`` turns the config's ``*term-dates`` into shared
-    lists, and ``&id001`` labels in a revision would only confuse its reader."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def render(doc: Mapping[str, Any]) -> str:
-    """The document as YAML: keys in one stable order (see the ``*_ORDER`` tuples), block
-    style, so that two renderings of equal documents are equal texts and a diff shows only
-    what changed."""
-    return yaml.dump(
-        _ordered(doc), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
-    )
+    """The document as YAML, exactly as every other path writes a revision, so that two
+    renderings of equal documents are equal texts and a diff shows only what changed."""
+    return dump_policy(doc)
 
 
 def parse(text: str) -> PolicyDoc:
@@ -379,34 +350,3 @@ def _set_list(mapping: dict[str, Any], key: str, values: Iterable[Any]) -> None:
         items = list(dict.fromkeys(items))
     if items or key in mapping:
         mapping[key] = items
-
-
-def _ordered(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``doc`` with every mapping's keys in rendering order."""
-    out = _order(doc, TOP_LEVEL_ORDER)
-    for section, order in _SECTION_ORDER.items():
-        if isinstance(out.get(section), dict):
-            out[section] = {
-                name: _order_nested(body, order) if isinstance(body, dict) else body
-                for name, body in out[section].items()
-            }
-    if isinstance(out.get("blocking"), dict):
-        out["blocking"] = _order(out["blocking"], _BLOCKING_ORDER)
-    return out
-
-
-def _order_nested(body: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
-    result = _order(body, order)
-    for key, nested_order in _NESTED_ORDER.items():
-        value = result.get(key)
-        if isinstance(value, dict):
-            result[key] = _order(value, nested_order)
-        elif isinstance(value, list):
-            result[key] = [_order(v, nested_order) if isinstance(v, dict) else v for v in value]
-    return result
-
-
-def _order(mapping: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
-    known = {key: mapping[key] for key in order if key in mapping}
-    known.update((key, value) for key, value in mapping.items() if key not in known)
-    return known

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Literal
 
 import yaml
 
-from filterdns.config.loader import ConfigError, dump_policy, parse_mac
+from filterdns.config.loader import ConfigError
+from filterdns.config.policytext import dump_policy
+from filterdns.config.values import parse_mac
 from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig
 from filterdns.metrics import Metrics
 from filterdns.names import domain_name

@@ -18,7 +18,8 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from filterdns.config.loader import EMBEDDED_POLICY, ConfigError, config_with_policy, policy_document
+from filterdns.config.loader import EMBEDDED_POLICY, ConfigError, config_with_policy
+from filterdns.config.policytext import policy_document
 from filterdns.config.model import Config
 from filterdns.policy.engine import OverrideRule
 from filterdns.store import Override, Store

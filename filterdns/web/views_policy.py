@@ -26,7 +26,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from filterdns.config.loader import ConfigError
-from filterdns.config.model import WEEKDAYS, GroupConfig, ScheduleConfig
+from filterdns.config.model import BLOCK_MODES, WEEKDAYS, GroupConfig, ScheduleConfig
 from filterdns.policy import document
 from filterdns.store import DAY, StoreError
 from filterdns.web.auth import require
@@ -34,7 +34,6 @@ from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, 
 
 READ_ROLES = ("admin", "viewer")
 CHANGE_ROLES = ("admin",)
-BLOCK_MODES = ("null_ip", "nxdomain", "refused", "blockpage")
 BLOCK_MODE_WORDS = {
     "null_ip": "answer 0.0.0.0 / :: (fails at once)",
     "nxdomain": "no such domain",

@@ -1,0 +1,92 @@
+"""The policy: the sections the console edits and the store keeps as revisions (groups,
+schedules, categories, allow/deny, blocking, alerts...). Everything else in config.yaml
+belongs to the node (see ``node.py``).
+
+``POLICY_KEYS`` is not written out by hand: it is the list of top-level keys ``read_policy``
+asks for, so a new policy section needs nothing but its reader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from filterdns.config import values as v
+from filterdns.config.model import BlockingConfig, Config, GroupConfig
+from filterdns.config.sections.alerts import read_alerts
+from filterdns.config.sections.categories import read_catalogue, read_categories
+from filterdns.config.sections.groups import read_groups
+from filterdns.config.sections.schedules import read_schedules
+from filterdns.config.yamlnodes import Context, Node, Reader, default_of, node_at, read_flat
+
+NEEDS_PAGE_ADDRESS = "block mode 'blockpage' needs the block page's address"
+
+
+def read_policy(top: Reader, base: Path) -> dict[str, Any]:
+    """The policy's fields of ``Config`` from the top-level mapping ``top``, in the order
+    they are written in a policy document. Paths in it are relative to ``base``."""
+    timezone = top.get("timezone", v.parse_timezone, default_of(Config, "timezone"))
+    trusted_forwarders = top.get_list("trusted_forwarders", v.parse_network)
+    categories = read_catalogue(top, base)
+    categories.update(read_categories(top, base))
+    schedules = read_schedules(top, timezone)
+    groups = read_groups(top, categories, schedules)
+    default_group = top.get("default_group", v.text, default_of(Config, "default_group"))
+    if default_group not in {g.name for g in groups}:
+        groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
+    policy = {
+        "timezone": timezone,
+        "trusted_forwarders": trusted_forwarders,
+        "categories": tuple(categories.values()),
+        "schedules": tuple(schedules.values()),
+        "groups": tuple(groups),
+        "default_group": default_group,
+        "allow_domains": top.get_list("allow", v.domain),
+        "deny_domains": top.get_list("deny", v.domain),
+        "blocking": read_flat(
+            top.sub("blocking"),
+            BlockingConfig,
+            {"mode": v.block_mode, "ttl": v.int_seconds, "page_ipv4": v.ip_address, "page_ipv6": v.ip_address},
+        ),
+        "protected_categories": top.get_list("protected_categories", v.text)
+        or default_of(Config, "protected_categories"),
+        "alert_rules": read_alerts(top.sub("alerts"), categories, [g.name for g in groups]),
+    }
+    _check_policy(top, policy)
+    return policy
+
+
+def _check_policy(top: Reader, policy: dict[str, Any]) -> None:
+    """Rules that involve several sections at once; each problem points at the line that
+    makes it one."""
+    blocking: BlockingConfig = policy["blocking"]
+    groups: tuple[GroupConfig, ...] = policy["groups"]
+    ctx = top.ctx
+    if not (blocking.page_ipv4 or blocking.page_ipv6):
+        if blocking.mode == "blockpage":
+            ctx.fail(node_at(top.node, "blocking", "mode"), "blocking.page_ipv4", NEEDS_PAGE_ADDRESS)
+        for group in groups:
+            if group.block_mode == "blockpage":
+                ctx.fail(node_at(top.node, "groups", group.name, "block_mode"), "blocking.page_ipv4", NEEDS_PAGE_ADDRESS)
+    seen: dict[str, str] = {}
+    for group in groups:
+        for mac in group.macs:
+            if mac in seen and seen[mac] != group.name:
+                ctx.fail(
+                    node_at(top.node, "groups", group.name, "macs"),
+                    f"groups.{group.name}.macs",
+                    f"{mac} is also in group '{seen[mac]}'",
+                )
+            seen[mac] = group.name
+
+
+def _keys_read_by_policy() -> tuple[str, ...]:
+    """The top-level keys ``read_policy`` asks for, in its order (an empty document names
+    them all and touches no file)."""
+    reader = Reader(Context("<policy keys>"), Node({}, 1), "")
+    read_policy(reader, Path("."))
+    return tuple(reader.used)
+
+
+# The keys of the policy document: what the console edits and what is kept as revisions.
+POLICY_KEYS = _keys_read_by_policy()
