@@ -174,7 +174,7 @@ def _check_config(path: Path) -> int:
     except OSError as error:
         print(f"cannot read {path}: {error}", file=sys.stderr)
         return 1
-    from filterdns.server.service import build_policy
+    from filterdns.server.active_policy import build_policy
 
     policy = build_policy(config)
     problems = 0
@@ -198,7 +198,7 @@ def _check_config(path: Path) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    from filterdns.server.service import build_policy
+    from filterdns.server.active_policy import build_policy
 
     try:
         at = _parse_time(args.at, config.timezone) if args.at else datetime.now(timezone.utc)

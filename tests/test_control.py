@@ -35,7 +35,7 @@ async def service(tmp_path):
 
 
 def verdict(service: Service, group: str, name: str) -> str:
-    return service.policy.engine.decide(group, name, 1).action
+    return service.active.policy.engine.decide(group, name, 1).action
 
 
 async def test_apply_policy_validates_stores_audits_and_applies(service):
@@ -73,7 +73,7 @@ async def test_overrides_allow_for_a_time_but_never_a_protected_category(service
     assert verdict(service, "year7", "www.games.example") == "block"
     override = await control.add_override("year7", "allow", category="games", minutes=50, author="teacher")
     assert verdict(service, "year7", "www.games.example") == "allow"
-    assert "override by teacher" in service.policy.engine.decide("year7", "www.games.example", 1).detail
+    assert "override by teacher" in service.active.policy.engine.decide("year7", "www.games.example", 1).detail
     assert [o.id for o in control.active_overrides()] == [override.id]
     with pytest.raises(ValueError, match="protected"):
         await control.add_override("year7", "allow", category="adult", minutes=10, author="teacher")

@@ -18,7 +18,7 @@ import pytest
 from filterdns.config.loader import load_config
 from filterdns.config.model import Config
 from filterdns.policy.engine import Decision, PolicyEngine
-from filterdns.server.service import Policy, build_policy
+from filterdns.server.active_policy import Policy, build_policy
 from filterdns.wire.query import TYPE_A
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.yaml"

@@ -55,12 +55,12 @@ async def test_an_override_or_a_policy_swap_is_seen_by_the_very_next_packet(serv
     pipeline = service.pipeline
     blocked = dns.message.from_wire(pipeline.answer(packet("www.games.example", 1), "127.0.0.1", "udp"))
     assert blocked.answer[0][0].to_text() == "0.0.0.0"
-    service.policy.engine.set_overrides(
+    service.active.policy.engine.set_overrides(
         [OverrideRule("pupils", "allow", "", "games", "teacher", time.time() + 60)]
     )
     allowed = await pipeline.answer(packet("www.games.example", 2), "127.0.0.1", "udp")
     assert dns.message.from_wire(allowed).answer[0][0].to_text() != "0.0.0.0"
-    await service.rebuild_lists()  # a new engine: no overrides, generation counted anew
+    await service.active.rebuild_lists()  # a new engine: no overrides, generation counted anew
     again = dns.message.from_wire(pipeline.answer(packet("www.games.example", 3), "127.0.0.1", "udp"))
     assert again.answer[0][0].to_text() == "0.0.0.0"
 

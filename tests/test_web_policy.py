@@ -17,7 +17,7 @@ import tests.support.web as support
 from filterdns.config.loader import config_with_policy
 from filterdns.config.model import GroupConfig, ScheduleConfig, ScheduledRule
 from filterdns.policy import document
-from filterdns.server.service import build_policy
+from filterdns.server.active_policy import build_policy
 from filterdns.store import StoreError
 from filterdns.web import views_lists, views_policy, views_reviews
 from filterdns.web.views_policy import Cell, timetable

@@ -25,6 +25,7 @@ from filterdns.policy.categories import SourceStatus
 from filterdns.policy.engine import Explanation
 from filterdns.policy.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
+from filterdns.server.active_policy import list_sizes
 from filterdns.store import Override, ReviewRequest, Store
 
 if TYPE_CHECKING:
@@ -61,10 +62,10 @@ class Control:
         return self.config.schedules
 
     def category_statuses(self) -> list[SourceStatus]:
-        return list(self._service.require_policy().categories.statuses)
+        return list(self._service.active.require().categories.statuses)
 
     def list_sizes(self) -> dict[str, int]:
-        return self._service.list_sizes()
+        return list_sizes(self._service.active.require().categories)
 
     def upstream_health(self) -> list[UpstreamHealth]:
         return self._service.upstream.health()
@@ -88,7 +89,7 @@ class Control:
         at: datetime | None = None,
     ) -> Explanation:
         """Why ``name`` gets its verdict for a group (or the group of a client address/MAC)."""
-        policy = self._service.require_policy()
+        policy = self._service.active.require()
         if group is not None:
             if group not in policy.engine.group_names:
                 raise ValueError(f"no group '{group}'")
@@ -98,14 +99,16 @@ class Control:
         return policy.engine.explain(name, group, at)
 
     def policy_document(self) -> tuple[int, str]:
-        return self._service.revision_id, self._service.policy_text
+        """(revision id, YAML text) of the policy in force; (0, "") before the start."""
+        current = self._service.sync.current
+        return (current.revision_id, current.text) if current is not None else (0, "")
 
     def policy_data(self) -> dict:
-        return yaml.safe_load(self._service.policy_text) or {}
+        return yaml.safe_load(self.policy_document()[1]) or {}
 
     def active_overrides(self) -> list[Override]:
         now = time.time()
-        return [o for o in self._service.overrides if o.expires_at > now and not o.revoked]
+        return [o for o in self._service.active.overrides if o.expires_at > now and not o.revoked]
 
     # -- changing --------------------------------------------------------------------------
 
@@ -114,7 +117,7 @@ class Control:
         Raises ``ConfigError`` (with ``problems``) and changes nothing when it is invalid."""
         text = document if isinstance(document, str) else dump_policy(document)
         previous_id, previous_text = self.policy_document()
-        revision_id = await self._service.apply_policy_text(text, author=author, comment=comment)
+        revision_id = await self._service.sync.propose(text, author=author, comment=comment)
         await self.store.audit(
             author,
             "policy.change",
@@ -127,7 +130,7 @@ class Control:
         revision = await self.store.get_revision(revision_id)
         if revision is None:
             raise ValueError(f"no revision {revision_id}")
-        new_id = await self._service.apply_policy_text(
+        new_id = await self._service.sync.propose(
             revision.yaml_text, author=author, comment=f"rollback to revision {revision_id}"
         )
         await self.store.audit(author, "policy.rollback", f"revision {new_id}", {"to": revision_id})
@@ -173,14 +176,14 @@ class Control:
             group,
             {"kind": kind, "domain": domain, "category": category, "minutes": minutes, "id": override.id},
         )
-        await self._service.sync_overrides()
+        await self._service.sync.sync_overrides()
         return override
 
     async def revoke_override(self, override_id: int, *, author: str) -> bool:
         revoked = await self.store.revoke_override(override_id)
         if revoked:
             await self.store.audit(author, "override.revoke", str(override_id))
-            await self._service.sync_overrides()
+            await self._service.sync.sync_overrides()
         return revoked
 
     async def request_review(self, name: str, client: str, reason: str) -> ReviewRequest:
@@ -189,7 +192,7 @@ class Control:
         name = domain_name(name)
         if is_public_suffix(name):
             raise ValueError(f"{name} is a public suffix, not a site")
-        group = self._service.require_policy().identifier.group_for(str(ipaddress.ip_address(client)))
+        group = self._service.active.require().identifier.group_for(str(ipaddress.ip_address(client)))
         request = await self.store.add_review_request(name, group, client, reason[:500])
         await self.store.audit(client, "review.request", name, {"group": group, "id": request.id})
         return request
@@ -222,7 +225,7 @@ class Control:
     def _refuse_unliftable(self, name: str) -> None:
         """ValueError when an allow for ``name`` could lift what only an administrator's
         policy change may (see :meth:`PolicyEngine.lift_refusal`)."""
-        refusal = self._service.require_policy().engine.lift_refusal(name)
+        refusal = self._service.active.require().engine.lift_refusal(name)
         if refusal:
             raise ValueError(f"{refusal}; only an administrator can allow it, with an allow list entry")
 

@@ -13,7 +13,6 @@ import logging
 import socket
 from typing import Awaitable
 
-from filterdns.config.model import Endpoint
 from filterdns.resolver.pipeline import QueryPipeline
 
 log = logging.getLogger("filterdns.server")
@@ -21,26 +20,6 @@ log = logging.getLogger("filterdns.server")
 # Datagrams read per wake-up: enough to drain a burst, few enough to let TCP and timers run.
 BATCH = 64
 MAX_DATAGRAM = 65535
-
-
-def bind_udp(endpoint: Endpoint, receive_buffer: int, reuse_port: bool = False) -> socket.socket:
-    """A non-blocking UDP socket bound to ``endpoint`` (IPv6 sockets are v6-only so that
-    ``0.0.0.0`` and ``::`` can be bound side by side)."""
-    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        # A burst at the start of a lesson overflows the default buffer (kernel drops).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        sock.bind((endpoint.host, endpoint.port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class UdpListener:

@@ -30,7 +30,7 @@ from filterdns.metrics import Metrics
 from filterdns.policy.engine import Explanation
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.upstream import UpstreamHealth
-from filterdns.server.service import build_policy
+from filterdns.server.active_policy import build_policy
 from filterdns.store import Override, Store, StoreConfig, open_store
 from filterdns.web import WebSettings, create_app
 from filterdns.accounts.passwords import Passwords

@@ -1,0 +1,39 @@
+"""Starting a node: a start that fails changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.server import REPO, FilterDnsProcess
+from tests.test_e2e_policy_sync import node_config, store_call
+
+
+def test_a_start_that_cannot_bind_writes_nothing_to_the_store(tmp_path):
+    db = tmp_path / "shared.db"
+    (tmp_path / "running").mkdir()
+    second = tmp_path / "second"
+    second.mkdir()
+    with FakeUpstream() as upstream:
+        with FilterDnsProcess(node_config(upstream.port, db), tmp_path / "running") as running:
+            before = store_call(db, "latest_revision")
+            # Same store, same port, a different policy: what a second `serve` by mistake does.
+            config = node_config(upstream.port, db)
+            config["server"]["listen"] = [f"127.0.0.1:{running.port}"]
+            config["deny"] = ["changed-by-a-failed-start.example"]
+            (second / "config.yaml").write_text(yaml.safe_dump(config))
+            env = dict(os.environ, PYTHONPATH=str(REPO))
+            failed = subprocess.run(
+                [sys.executable, "-m", "filterdns", "serve", "-c", "config.yaml"],
+                cwd=second, env=env, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert failed.returncode != 0
+            assert f"127.0.0.1:{running.port} is already in use — is another filterdns running?" in failed.stderr
+            after = store_call(db, "latest_revision")
+            assert (after.id, after.yaml_text) == (before.id, before.yaml_text)
+            assert not any("applied policy revision" in line for line in running.log_lines)
+
