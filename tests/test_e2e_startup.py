@@ -1,4 +1,5 @@
-"""Starting a node: a start that fails changes nothing."""
+"""Starting a node: a start that fails changes nothing, and the service does not import the
+web stack until it serves a console."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def test_a_start_that_cannot_bind_writes_nothing_to_the_store(tmp_path):
             assert (after.id, after.yaml_text) == (before.id, before.yaml_text)
             assert not any("applied policy revision" in line for line in running.log_lines)
 
+
+
+def test_importing_the_service_loads_no_web_module():
+    probe = "import sys, filterdns.server.service; print([m for m in sys.modules if m.startswith('filterdns.web')])"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
