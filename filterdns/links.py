@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import time
 from urllib.parse import quote
 
 from filterdns.store import Store
@@ -51,6 +52,20 @@ async def _store_secret(store: Store, name: str) -> str:
 
 async def link_secret(store: Store) -> str:
     return await _store_secret(store, LINK_SECRET)
+
+
+async def new_shared_link(store: Store, group: str, days: int, *, actor: str) -> str:
+    """The path of a new shared link to ``group``'s reports, valid ``days`` from now (audited)."""
+    expiry = int(time.time()) + days * 86_400
+    path = link_path(group, expiry, link_signature(await link_secret(store), group, expiry))
+    await store.audit(actor, "report.share", group, {"days": days, "expires": expiry})
+    return path
+
+
+async def revoke_report_links(store: Store, *, actor: str) -> None:
+    """Revoke every shared report link at once: a new key signs the links made from now on."""
+    await store.set_secret(LINK_SECRET, secrets.token_urlsafe(32))
+    await store.audit(actor, "report.rotate", LINK_SECRET)
 
 
 def link_signature(secret: str, group: str, expiry: int) -> str:

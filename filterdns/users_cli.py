@@ -19,6 +19,7 @@ from pathlib import Path
 
 from filterdns.accounts.passwords import Passwords
 from filterdns.accounts.rules import ROLES, password_problems, user_name_problem
+from filterdns.accounts.service import Accounts
 from filterdns.config.model import Config
 from filterdns.store import Conflict, Store, StoreError, User, open_store
 
@@ -102,10 +103,9 @@ async def _add(args: argparse.Namespace, config: Config, store: Store) -> int:
         print(f"filterdns user: note: a {args.role} without --groups sees nothing", file=sys.stderr)
     password_hash = await Passwords().hash(read_password(args, args.name))
     try:
-        await store.create_user(args.name, args.role, password_hash, groups=groups)
+        await Accounts(store).add(args.name, args.role, password_hash, groups=groups, actor=ACTOR)
     except Conflict:
         raise UsageError(f"there is a user called {args.name} already") from None
-    await store.audit(ACTOR, "user.add", args.name, {"role": args.role, "groups": groups})
     print(f"added {args.role} {args.name}")
     return 0
 
@@ -128,20 +128,14 @@ async def _existing(store: Store, name: str) -> User:
 async def _passwd(args: argparse.Namespace, config: Config, store: Store) -> int:
     user = await _existing(store, args.name)
     password_hash = await Passwords().hash(read_password(args, user.name))
-    await store.update_user(user.name, password_hash=password_hash)
-    await store.note_login_success(user.name)  # a new password also lifts a lockout
-    await store.delete_user_sessions(user.name)
-    await store.audit(ACTOR, "user.password", user.name)
+    await Accounts(store).set_password(user.name, password_hash, actor=ACTOR)  # also lifts a lockout
     print(f"password of {user.name} changed; their sessions were ended")
     return 0
 
 
 async def _set_disabled(store: Store, name: str, disabled: bool) -> int:
     user = await _existing(store, name)
-    await store.update_user(user.name, disabled=disabled)
-    if disabled:
-        await store.delete_user_sessions(user.name)
-    await store.audit(ACTOR, "user.disable" if disabled else "user.enable", user.name)
+    await Accounts(store).set_disabled(user.name, disabled, actor=ACTOR)
     print(f"{user.name} {'disabled' if disabled else 'enabled'}")
     return 0
 

@@ -329,6 +329,7 @@ def extracted_messages() -> set[str]:
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
         "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/i18n.py",
+        "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip
         for node in ast.walk(ast.parse((REPO / module).read_text())):

@@ -21,6 +21,9 @@ import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from filterdns import i18n
+from filterdns.accounts.passwords import Passwords
+from filterdns.reports.guidance import category_guidance
 from filterdns.store import StoreError
 from filterdns.ui import STATIC_DIR, TEMPLATES_DIR
 from filterdns.web import (
@@ -32,23 +35,18 @@ from filterdns.web import (
     views_compliance,
     views_dashboard,
     views_digest,
+    views_family,
     views_lists,
     views_outbox,
     views_overrides,
     views_parents,
     views_policy,
     views_querylog,
+    views_reports,
     views_reviews,
     views_users,
 )
-from filterdns.web.auth import (
-    PASSWORDS,
-    SETUP,
-    THROTTLE,
-    LoginThrottle,
-    Passwords,
-    SetupToken,
-)
+from filterdns.web.auth import PASSWORDS, SETUP, THROTTLE, LoginThrottle, SetupToken
 from filterdns.web.common import (
     CONTROL,
     NAV,
@@ -80,6 +78,8 @@ PAGES: tuple[Callable[[web.Application], None], ...] = (
     views_audit.setup,
     views_outbox.setup,
     views_users.setup,
+    views_family.setup,
+    views_reports.setup,
     views_parents.setup,
     views_digest.setup,
     views_compliance.setup,
@@ -126,6 +126,8 @@ def create_app(
         lstrip_blocks=True,
     )
     env.filters["localtime"] = lambda ts, pattern="%Y-%m-%d %H:%M:%S": format_time(ts, zone_of_app(app), pattern)
+    i18n.install(env)  # the pages families read are translated
+    env.filters["category_title"] = lambda name: category_guidance(name).title
 
     app.router.add_static("/static", STATIC_DIR, name="static")
     app.router.add_get("/healthz", healthz)

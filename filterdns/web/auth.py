@@ -35,6 +35,7 @@ from filterdns.web.common import (
     SETTINGS,
     FormErrors,
     Handler,
+    accounts_of,
     all_group_names,
     control_of,
     principal_of,
@@ -315,14 +316,15 @@ async def setup(request: web.Request) -> web.StreamResponse:
     if not errors:
         try:
             password_hash = await request.app[PASSWORDS].hash(password)
-            user = await control_of(request).store.create_user(name, "admin", password_hash)
+            user = await accounts_of(request).add(
+                name, "admin", password_hash, actor="setup", client=request.remote or ""
+            )
         except Conflict:
             errors.add(f"there is a user called {name} already")
     if user is None:
         context = {"token": token, "name": name, "errors": errors.messages}
         return await render(request, "setup.html", context, status=422)
     request.app[SETUP].void()
-    await audit(request, "setup", "user.add", name, role="admin", client=request.remote or "")
     response = redirect("/")
     await request.app[SESSIONS].start(response, user, session_token(request))
     return response

@@ -1,8 +1,9 @@
 """What every part of the console shares: the application and request keys, the settings,
 the navigation registry, rendering, and reading times and groups from forms.
 
-Views never reach the resolver except through the ``Control`` stored under ``CONTROL``,
-and never the database except through ``control.store`` (see notes/console-contract.md).
+Views never reach the resolver except through the ``Control`` stored under ``CONTROL``.
+They read the database through ``control.store`` but change it only through ``Control``
+or a domain service (``accounts_of``), which audit what they do.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from filterdns.accounts.service import Accounts
 from filterdns.config.model import WebSettings
 from filterdns.store import Session, StoreError, User
 
@@ -79,6 +81,11 @@ def is_api(request: web.Request) -> bool:
 
 def control_of(request: web.Request) -> Control:
     return request.app[CONTROL]
+
+
+def accounts_of(request: web.Request) -> Accounts:
+    """The service every change to an account goes through (views only read the store)."""
+    return Accounts(control_of(request).store)
 
 
 def principal_of(request: web.Request) -> Principal | None:

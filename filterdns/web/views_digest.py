@@ -13,23 +13,13 @@ It works without logging in, for as long as the account exists:
 
 from __future__ import annotations
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from filterdns import i18n
 from filterdns.links import token_account, unsubscribe_secret
-from filterdns.store import Store
-from filterdns.web.auth import audit
-from filterdns.web.common import control_of, public, redirect, user_of
+from filterdns.web.common import accounts_of, control_of, public, redirect, user_of
+from filterdns.web.family import family_message, family_page, family_render, is_parent, translator_for
 from filterdns.web.security import signed_url_post
-from filterdns.web.views_parents import family_message, family_page, family_render, is_parent, translator_for
-
-
-async def set_digest(store: Store, account: str, on: bool) -> None:
-    if not await store.set_parent_digest(account, on):
-        # An account made on the Users page has no profile yet (its digest is on).
-        await store.save_parent_profile(account, [])
-        await store.set_parent_digest(account, on)
 
 
 async def _link_account(request: web.Request) -> tuple[str, bool] | None:
@@ -72,9 +62,8 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     account, subscribed = found
     if subscribed:
         form = await request.post()
-        await set_digest(control_of(request).store, account, False)
         via = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "link"
-        await audit(request, account, "parent.unsubscribe", account, via=via)
+        await accounts_of(request).set_digest(account, False, action="parent.unsubscribe", detail={"via": via})
     return await _unsubscribe_page(request, account, False)
 
 
@@ -85,13 +74,11 @@ async def save_digest(request: web.Request) -> web.StreamResponse:
     if not is_parent(user):
         raise web.HTTPForbidden(text="Only parent accounts have a digest setting here.")
     on = (await request.post()).get("digest") == "on"
-    await set_digest(control_of(request).store, user.name, on)
-    await audit(request, user.name, "parent.digest", user.name, on=on)
+    await accounts_of(request).set_digest(user.name, on, action="parent.digest", detail={"on": on})
     return redirect("/family?saved=digest")
 
 
 def setup(app: web.Application) -> None:
-    i18n.install(aiohttp_jinja2.get_env(app))  # as views_parents does: idempotent, order-proof
     app.router.add_get("/family/unsubscribe/{token}", unsubscribe_page, name="unsubscribe")
     app.router.add_post("/family/unsubscribe/{token}", unsubscribe)
     app.router.add_post("/family/digest", save_digest)

@@ -14,25 +14,12 @@ from typing import cast
 
 from aiohttp import web
 
-from filterdns.accounts.rules import ROLES
+from filterdns.accounts.rules import ROLES, password_problems
 from filterdns.store import ApiToken, Conflict, User
 from filterdns.store.base import Role
-from filterdns.web.auth import (
-    PASSWORDS,
-    audit,
-    check_new_account,
-    password_problems,
-    require,
-)
-from filterdns.web.common import (
-    NavItem,
-    add_nav,
-    all_group_names,
-    control_of,
-    render,
-    user_of,
-)
-from filterdns.web.security import new_api_token, token_hash
+from filterdns.web.auth import PASSWORDS, check_new_account, require
+from filterdns.web.common import NavItem, accounts_of, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.security import new_api_token
 
 USERS_ROLES = ("admin", "viewer")
 NOTICES = {
@@ -117,13 +104,13 @@ async def add_user(request: web.Request) -> web.StreamResponse:
         errors.add(str(exc))
     if not errors:
         try:
-            await control.store.create_user(name, role, await request.app[PASSWORDS].hash(password), groups=groups)
+            password_hash = await request.app[PASSWORDS].hash(password)
+            await accounts_of(request).add(name, role, password_hash, groups=groups, actor=user_of(request).name)
         except Conflict:
             errors.add(f"there is a user called {name} already")
     if errors:
         kept = {"username": name, "role": form.get("role", ""), "groups": form.getall("groups", [])}
         return await _page(request, errors=errors.messages, form=kept, status=422)
-    await audit(request, user_of(request).name, "user.add", name, role=role, groups=groups)
     raise web.HTTPSeeOther("/users?done=added")
 
 
@@ -139,8 +126,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
         groups = chosen_groups(control, form.getall("groups", []))
     except ValueError as exc:
         return await _page(request, errors=[str(exc)], status=422)
-    await control.store.update_user(target.name, role=role, groups=groups)
-    await audit(request, user_of(request).name, "user.update", target.name, role=role, groups=groups)
+    await accounts_of(request).update(target.name, role=role, groups=groups, actor=user_of(request).name)
     raise web.HTTPSeeOther("/users?done=updated")
 
 
@@ -154,25 +140,19 @@ async def set_password(request: web.Request) -> web.StreamResponse:
         problems.insert(0, "the two passwords differ")
     if problems:
         return await _page(request, errors=problems, status=422)
-    store = control_of(request).store
-    await store.update_user(target.name, password_hash=await request.app[PASSWORDS].hash(password))
-    await store.note_login_success(target.name)  # a reset also lifts a lockout
-    await store.delete_user_sessions(target.name)
-    await audit(request, user_of(request).name, "user.password", target.name)
+    password_hash = await request.app[PASSWORDS].hash(password)
+    await accounts_of(request).set_password(target.name, password_hash, actor=user_of(request).name)
     raise web.HTTPSeeOther("/users?done=password")
 
 
 async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamResponse:
     target = await _target(request)
-    store = control_of(request).store
     if disabled:
         try:
             _not_self(request, target, "disable")
         except ValueError as exc:
             return await _page(request, errors=[str(exc)], status=422)
-        await store.delete_user_sessions(target.name)
-    await store.update_user(target.name, disabled=disabled)
-    await audit(request, user_of(request).name, "user.disable" if disabled else "user.enable", target.name)
+    await accounts_of(request).set_disabled(target.name, disabled, actor=user_of(request).name)
     raise web.HTTPSeeOther("/users?done=" + ("disabled" if disabled else "enabled"))
 
 
@@ -189,23 +169,13 @@ async def enable_user(request: web.Request) -> web.StreamResponse:
 async def issue_token(request: web.Request, owner: str, name: str) -> tuple[ApiToken, str]:
     """Create an API token for ``owner``; returns it with the secret, which is never
     stored or shown again. ValueError for an unknown owner or a missing name."""
-    name = name.strip()
-    if not name:
-        raise ValueError("give the token a name, e.g. what will use it")
-    store = control_of(request).store
-    if await store.get_user(owner) is None:
-        raise ValueError(f"no user called {owner}")
     secret = new_api_token()
-    token = await store.create_api_token(token_hash(secret), owner, name[:100])
-    await audit(request, user_of(request).name, "token.add", owner, id=token.id, name=token.name)
+    token = await accounts_of(request).add_api_token(owner, name, secret, actor=user_of(request).name)
     return token, secret
 
 
 async def delete_token(request: web.Request, token_id: int) -> bool:
-    deleted = await control_of(request).store.delete_api_token(token_id)
-    if deleted:
-        await audit(request, user_of(request).name, "token.delete", str(token_id))
-    return deleted
+    return await accounts_of(request).delete_api_token(token_id, actor=user_of(request).name)
 
 
 @require("admin")

@@ -1,0 +1,133 @@
+"""The parents' own pages: logging in, setting the first (or a forgotten) password through
+a one-time link, their home page with their classes, and their language."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from filterdns import i18n
+from filterdns.accounts.rules import password_problems
+from filterdns.web import auth
+from filterdns.web.auth import PASSWORDS
+from filterdns.web.common import accounts_of, all_group_names, control_of, principal_of, redirect, user_of
+from filterdns.web.family import family_message, family_page, family_render, is_parent, translator_for
+from filterdns.web.security import SESSIONS, session_token
+
+# accounts.rules.password_problems' messages, translated for parents (the catalogues hold them).
+_PASSWORD_MESSAGES = (
+    i18n.N_("a password needs at least 12 characters"),
+    i18n.N_("a password must not contain the user name"),
+    i18n.N_("that password is one of the first an attacker tries"),
+)
+
+
+@family_page(login=False)
+async def family_login_page(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    if principal is not None:
+        return redirect("/family")
+    return await family_render(
+        request, "parents/login.html", {"next": auth.safe_next(request.query.get("next") or "/family"), "error": "", "name": ""}
+    )
+
+
+@family_page(login=False)
+async def family_login(request: web.Request) -> web.StreamResponse:
+    """The console's own login (throttling, lockout, audit), shown in the parent's language."""
+    response = await auth.login(request)
+    if response.status == 303:
+        return response
+    form = await request.post()
+    error = (
+        i18n.N_("Too many failed logins from this address. Please wait a few minutes and try again.")
+        if response.status == 429
+        else i18n.N_("Wrong email address or password, or the account is locked for a while after repeated failures.")
+    )
+    context = {"next": auth.safe_next(str(form.get("next", "")) or "/family"), "error": error, "name": form.get("username", "")}
+    return await family_render(request, "parents/login.html", context, status=response.status)
+
+
+async def dead_password_link(request: web.Request) -> web.Response:
+    return await family_message(
+        request, 404, i18n.N_("This link does not work"),
+        i18n.N_("It has been used already or has expired. Ask the school for a new one."),
+    )  # fmt: skip
+
+
+@family_page(login=False)
+async def welcome_page(request: web.Request) -> web.StreamResponse:
+    user = await accounts_of(request).password_link_user(request.match_info["token"])
+    if user is None:
+        return await dead_password_link(request)
+    translator = await translator_for(request, user.name)
+    return await family_render(request, "parents/welcome.html", {"account": user.name, "errors": []}, translator=translator)
+
+
+@family_page(login=False)
+async def welcome(request: web.Request) -> web.StreamResponse:
+    """Set the first (or a forgotten) password through a one-time link, then log in."""
+    accounts = accounts_of(request)
+    token = request.match_info["token"]
+    user = await accounts.password_link_user(token)
+    if user is None:
+        return await dead_password_link(request)
+    form = await request.post()
+    password = str(form.get("password", ""))
+    errors = password_problems(password, user.name)
+    if password != form.get("password2", ""):
+        errors.insert(0, i18n.N_("the two passwords differ"))
+    if not errors and await accounts.use_password_link(token) != user.name:
+        errors.append(i18n.N_("This link has just been used. Ask the school for a new one."))
+    if errors:
+        translator = await translator_for(request, user.name)
+        context = {"account": user.name, "errors": errors}
+        return await family_render(request, "parents/welcome.html", context, status=422, translator=translator)
+    password_hash = await request.app[PASSWORDS].hash(password)
+    await accounts.set_password(user.name, password_hash, actor=user.name, action="parent.password", client=request.remote or "")
+    response = redirect("/family")
+    await request.app[SESSIONS].start(response, user, session_token(request))
+    return response
+
+
+@family_page(login=True)
+async def family_home(request: web.Request) -> web.StreamResponse:
+    user = user_of(request)
+    if not is_parent(user):
+        return redirect("/reports")
+    profile = await control_of(request).store.get_parent_profile(user.name)
+    children: dict[str, list[str]] = {}
+    for child, group in profile.children if profile else ():
+        children.setdefault(group, []).append(child)
+    known = set(all_group_names(control_of(request)))
+    classes = [(group, children.get(group, [])) for group in user.groups if group in known]
+    config = control_of(request).config
+    context = {
+        "classes": classes,
+        "saved_language": profile.language if profile else "",
+        "languages": i18n.LANGUAGES,
+        "saved": request.query.get("saved", ""),  # "1": the language, "digest": the weekly email
+        "digest": profile.digest if profile else True,
+        "digest_offered": config.reports.digest and config.mail.enabled,
+    }
+    return await family_render(request, "parents/home.html", context)
+
+
+@family_page(login=True)
+async def save_language(request: web.Request) -> web.StreamResponse:
+    user = user_of(request)
+    if not is_parent(user):
+        raise web.HTTPForbidden(text="Only parent accounts have a language setting here.")
+    chosen = str((await request.post()).get("language", ""))
+    language = i18n.supported(chosen)
+    await accounts_of(request).set_language(user.name, language.tag if language else "")
+    return redirect("/family?saved=1")
+
+
+def setup(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/family", family_home, name="family")
+    router.add_get("/family/login", family_login_page, name="family-login")
+    router.add_post("/family/login", family_login)
+    router.add_get("/family/welcome/{token}", welcome_page)
+    router.add_post("/family/welcome/{token}", welcome)
+    router.add_post("/family/language", save_language)
