@@ -183,8 +183,10 @@ def _check_config(path: Path) -> int:
         if status.error:
             note = f"  ERROR: {status.error}"
             problems += 0 if status.location.startswith(("http://", "https://")) else 1
-        elif status.bad_lines:
+        elif status.bad_examples:
             note = f"  ({status.bad_lines} bad lines skipped, e.g. line {status.bad_examples[0][0]}: {status.bad_examples[0][1]!r})"
+        elif status.bad_lines:
+            note = f"  ({status.bad_lines} bad lines skipped; mostly not a list)"
         print(f"  {status.category:<14} {status.entries:>9} domains  {status.location}{note}")
     print(
         f"{path}: OK — {len(config.groups)} groups, {len(config.schedules)} schedules, "

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from filterdns.config import values as v
-from filterdns.config.model import Config, Endpoint, ServerConfig, UpstreamConfig, UpstreamServerConfig
+from filterdns.config.model import Config, Endpoint, ServerConfig, UpstreamConfig, UpstreamServerConfig, inside
 from filterdns.config.policytext import dump_policy
 from filterdns.config.sections.node import read_node
 from filterdns.config.sections.policy import POLICY_KEYS, read_policy
@@ -36,14 +36,13 @@ def config_with_policy(base: Config, document: str, label: str = "policy") -> Co
         raise ConfigError(
             [f"{label}:{node.line}: {key}: not a policy section ({', '.join(POLICY_KEYS)})" for key, node in unknown]
         )
-    base_dir = base.source.resolve().parent if base.source is not None else Path.cwd()
     ctx = Context(label)
     top = Reader(ctx, root, "")
-    policy = read_policy(top, base_dir)
+    policy = read_policy(top, base.folder)
     top.finish()
     if ctx.problems:
         raise ConfigError(ctx.problems)
-    return dataclasses.replace(base, **policy)
+    return _with_list_files_checked(dataclasses.replace(base, **policy), label)
 
 
 def load_config(path: str | Path) -> Config:
@@ -57,7 +56,24 @@ def load_config(path: str | Path) -> Config:
     top.finish()
     if ctx.problems:
         raise ConfigError(ctx.problems)
-    return Config(**node, **policy, source=path)
+    return _with_list_files_checked(Config(**node, **policy, source=path), str(path))
+
+
+def _with_list_files_checked(config: Config, label: str) -> Config:
+    """``config``, unless a local list file lies outside its folder and data_dir (symlinks
+    followed): ``{file: /etc/shadow}`` in a policy sent from the console must not make the
+    server read, and show the first lines of, files it can read but nobody should."""
+    roots = config.list_file_roots
+    problems = [
+        f"{label}: categories.{category.name}.sources: {source.location} is outside the config's folder "
+        f"({roots[0]}) and data_dir ({roots[1]}); list files must be inside one of them"
+        for category in config.categories
+        for source in category.sources
+        if not source.is_url and not inside(Path(source.location), roots)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def default_config(upstreams: Iterable[Endpoint] = ()) -> Config:

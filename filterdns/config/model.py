@@ -382,3 +382,21 @@ class Config:
     mail: MailConfig = MailConfig()
     reports: ReportsConfig = ReportsConfig()
     source: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """Where relative paths in the config and its policy start: the config file's
+        folder, or the working directory for the embedded default."""
+        return self.source.resolve().parent if self.source is not None else Path.cwd()
+
+    @property
+    def list_file_roots(self) -> tuple[Path, ...]:
+        """The folders local list files must be inside: the config's folder and data_dir.
+        A policy can be edited from the console; it must not read the server's other files."""
+        return (self.folder, self.data_dir)
+
+
+def inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``path``, with symlinks followed, is inside one of ``roots`` (also resolved)."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from filterdns.config.model import CategoryConfig, SourceConfig
+from filterdns.config.model import CategoryConfig, SourceConfig, inside
 from filterdns.policy.domainindex import MAX_CATEGORIES, DomainIndex, DomainIndexBuilder
 from filterdns.policy.listformats import ParsedList, parse_lines, read_list_file
 from filterdns.policy.sources import cached_copy_path
@@ -68,13 +68,17 @@ class CategorySet:
         return [name for bit, name in enumerate(self.names) if mask >> bit & 1]
 
 
-def build_category_set(categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path) -> CategorySet:
+def build_category_set(
+    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path, roots: tuple[Path, ...] | None = None
+) -> CategorySet:
     """Load every source of every category and index them. Local paths are relative to
-    ``base_dir`` (the config file's folder); URL sources use their cached copy."""
+    ``base_dir`` (the config file's folder) and are read only inside ``roots`` (default:
+    ``base_dir``; the service passes ``Config.list_file_roots``), checked again here since a
+    symlink may have changed since the config was; URL sources use their cached copy."""
     if len(categories) > MAX_CATEGORIES:
         raise ValueError(f"{len(categories)} categories configured; at most {MAX_CATEGORIES} are supported")
     started = time.monotonic()
-    index, statuses = _index_sources(categories, cache_dir, base_dir)
+    index, statuses = _index_sources(categories, cache_dir, base_dir, (base_dir,) if roots is None else roots)
     release_free_memory()
     failed = sum(status.error is not None for status in statuses)
     log.info(
@@ -94,13 +98,13 @@ def build_category_set(categories: Sequence[CategoryConfig], cache_dir: Path, ba
 
 
 def _index_sources(
-    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path
+    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path, roots: tuple[Path, ...]
 ) -> tuple[DomainIndex, list[SourceStatus]]:
     builder = DomainIndexBuilder()
     statuses: list[SourceStatus] = []
     for bit, category in enumerate(categories):
         for source in category.sources:
-            status, parsed = _load_source(category.name, source, cache_dir, base_dir)
+            status, parsed = _load_source(category.name, source, cache_dir, base_dir, roots)
             statuses.append(status)
             _log_source(status)
             if parsed is not None:
@@ -157,7 +161,7 @@ def local_list_stamp(categories: Iterable[CategoryConfig], base_dir: Path) -> Li
 
 
 def _load_source(
-    category: str, source: SourceConfig, cache_dir: Path, base_dir: Path
+    category: str, source: SourceConfig, cache_dir: Path, base_dir: Path, roots: tuple[Path, ...]
 ) -> tuple[SourceStatus, ParsedList | None]:
     if source.is_url:
         path = cached_copy_path(cache_dir, source.location)
@@ -165,6 +169,8 @@ def _load_source(
             return _failed(category, source, "not downloaded yet (no cached copy)"), None
     else:
         path = base_dir / source.location
+        if not inside(path, roots):
+            return _failed(category, source, "not read: list files must be inside the config's folder or data_dir"), None
     try:
         last_refresh = path.stat().st_mtime
         parsed = read_list_file(path, source.format)
@@ -175,6 +181,9 @@ def _load_source(
 
 
 def _status(category: str, location: str, fmt: str, parsed: ParsedList, last_refresh: float | None) -> SourceStatus:
+    """The status of a parsed source. Examples of bad lines are kept only when the file is
+    mostly a list: the lines of anything else (a key file, an internal server's answer to a
+    list URL) are not for the console, the log or ``check-config`` to repeat."""
     return SourceStatus(
         category=category,
         location=location,
@@ -182,7 +191,7 @@ def _status(category: str, location: str, fmt: str, parsed: ParsedList, last_ref
         entries=len(parsed.domains),
         exceptions=len(parsed.exceptions),
         bad_lines=parsed.bad_lines,
-        bad_examples=parsed.bad_examples,
+        bad_examples=parsed.bad_examples if parsed.mostly_a_list else [],
         last_refresh=last_refresh,
         error=None,
         unsupported_lines=parsed.unsupported_lines,
@@ -202,7 +211,9 @@ def _log_source(status: SourceStatus) -> None:
         details.append(f"{status.exceptions} exceptions")
     if status.unsupported_lines:
         details.append(f"{status.unsupported_lines} unsupported lines skipped")
-    if status.bad_lines:
+    if status.bad_examples:
         line, text = status.bad_examples[0]
         details.append(f"{status.bad_lines} bad lines skipped (first: line {line}: {text!r})")
+    elif status.bad_lines:
+        details.append(f"{status.bad_lines} bad lines skipped (not shown: the file is mostly not a list)")
     log.info("category %s: %s: %s", status.category, status.location, ", ".join(details))

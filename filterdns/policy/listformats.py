@@ -83,6 +83,13 @@ class ParsedList:
     bad_examples: list[tuple[int, str]] = field(default_factory=list)  # (line number, line), first few
     unsupported_lines: int = 0
 
+    @property
+    def mostly_a_list(self) -> bool:
+        """At least as many lines parsed (as entries, exceptions or rules a DNS filter
+        cannot apply) as did not: the bad lines are then a list's typos, worth quoting, and
+        not the content of some other file (a key file, an error page)."""
+        return self.bad_lines <= len(self.domains) + len(self.exceptions) + self.unsupported_lines
+
     def add_bad(self, lineno: int, line: str) -> None:
         self.bad_lines += 1
         if len(self.bad_examples) < MAX_BAD_EXAMPLES:

@@ -51,7 +51,9 @@ def build_policy(config: Config, categories: CategorySet | None = None) -> Polic
     """Load the lists (unless ``categories`` are given: a policy edit that leaves them alone
     reuses the index) and compile groups and schedules. Slow for big lists: run in a thread."""
     if categories is None:
-        categories = build_category_set(config.categories, lists_cache_dir(config), config_dir(config))
+        categories = build_category_set(
+            config.categories, lists_cache_dir(config), config.folder, config.list_file_roots
+        )
     return Policy(
         categories=categories,
         engine=PolicyEngine(config, categories),
@@ -65,11 +67,6 @@ def build_policy(config: Config, categories: CategorySet | None = None) -> Polic
 def lists_cache_dir(config: Config) -> Path:
     """Where downloaded lists are kept."""
     return config.data_dir / "lists"
-
-
-def config_dir(config: Config) -> Path:
-    """The folder relative list paths are read from: the config file's."""
-    return config.source.resolve().parent if config.source is not None else Path.cwd()
 
 
 def list_sizes(categories: CategorySet) -> dict[str, int]:
@@ -117,7 +114,7 @@ class ActivePolicy:
             same_lists = (
                 self.policy is not None
                 and version.config.categories == self.config.categories
-                and local_list_stamp(version.config.categories, config_dir(version.config)) == self._lists_stamp
+                and local_list_stamp(version.config.categories, version.config.folder) == self._lists_stamp
             )
             categories = self.policy.categories if same_lists and self.policy else None
             policy = await self._build(version.config, categories)
@@ -139,11 +136,12 @@ class ActivePolicy:
         """Build a policy without stalling DNS: the lists are parsed and indexed in a child
         process (see ``build_process``); only the small rest is built in a thread."""
         if categories is None and config.categories:
-            self._lists_stamp = local_list_stamp(config.categories, config_dir(config))
+            self._lists_stamp = local_list_stamp(config.categories, config.folder)
             categories = await build_in_child(
                 config.categories,
                 lists_cache_dir(config),
-                config_dir(config),
+                config.folder,
+                config.list_file_roots,
                 log_level=logging.getLevelName(logging.getLogger().level).lower(),
                 log_format=config.log.format,
             )

@@ -2,7 +2,8 @@
 
 The categories page shows what the resolver actually loaded (``Control.category_statuses``
 and ``list_sizes``): each source's entries, last refresh, error and examples of lines it
-could not read, so an admin sees at once that a list went missing or changed format.
+could not read, so an admin sees at once that a list went missing or changed format. Only
+admins see those examples (viewers see the counts): they are lines of a file on the server.
 
 A custom category (a name, a plain-language description, and domains typed in or a list URL)
 is written into the policy document; it cannot take the name of a catalogue category, which

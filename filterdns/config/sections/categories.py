@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from filterdns.config import values as v
-from filterdns.config.model import CategoryConfig, SourceConfig
+from filterdns.config.model import CategoryConfig, SourceConfig, inside
 from filterdns.config.yamlnodes import ConfigError, Context, Reader, compose_file, default_of
 
 
@@ -60,6 +60,10 @@ def read_catalogue(reader: Reader, base: Path) -> dict[str, CategoryConfig]:
     if catalogue_name is None:
         return {}
     path = (base / catalogue_name).resolve()
+    if not inside(path, (base,)):
+        # Checked before reading: a YAML error would quote the file's lines.
+        reader.ctx.fail(reader.node_of("catalogue"), "catalogue", f"{path} is outside the config's folder ({base})")
+        return {}
     try:
         root = compose_file(path)
     except OSError as error:
