@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from filterdns.accounts.passwords import NO_PASSWORD, token_hash
 from filterdns.store import ApiToken, Conflict, Store, User
-from filterdns.store.base import Role
+from filterdns.store.users import Role
 
 PASSWORD_LINK_DAYS = 14
 

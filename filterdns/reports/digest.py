@@ -31,7 +31,7 @@ from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_to
 from filterdns.reports.guidance import GENERAL_TIP
 from filterdns.reports.weekly import ReportSettings, Week, WeeklyReport, find_group, load_report
 from filterdns.store import Store, User
-from filterdns.store.base import ParentProfile
+from filterdns.store.parents import ParentProfile
 from filterdns.ui import TEMPLATES_DIR
 
 TEXT_TEMPLATE = "parents/mail/digest.txt"

@@ -6,28 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filterdns.store.base import (
-    DAY,
-    HOUR,
-    ApiToken,
-    AuditEntry,
-    AuditFilter,
-    Conflict,
-    EventFilter,
-    EventPage,
-    Health,
-    Override,
-    ReviewRequest,
-    Revision,
-    Session,
-    Store,
-    StoreError,
-    StoreConfig,
-    User,
-)
+from filterdns.config.model import StoreConfig
 from filterdns.store.alerts import Alert
+from filterdns.store.audit import AuditEntry, AuditFilter
+from filterdns.store.base import DAY, HOUR, Conflict, Health, Row, StoreError
+from filterdns.store.events import EventFilter, EventPage
 from filterdns.store.outbox import OutboxMessage
+from filterdns.store.parents import ParentProfile
+from filterdns.store.policy import Override, OverrideKind, Revision
+from filterdns.store.reviews import ReviewRequest
 from filterdns.store.sink import StoreSink
+from filterdns.store.store import Store
+from filterdns.store.users import ApiToken, Role, Session, User
 
 DEFAULT_SQLITE_FILE = "filterdns.db"
 
@@ -59,6 +49,7 @@ async def open_store(settings: StoreConfig, data_dir: Path) -> Store:
 
 __all__ = [
     "DAY", "HOUR", "Alert", "ApiToken", "AuditEntry", "AuditFilter", "Conflict", "EventFilter",
-    "EventPage", "Health", "OutboxMessage", "Override", "ReviewRequest", "Revision", "Session", "Store",
-    "StoreError", "StoreConfig", "StoreSink", "User", "create_store", "open_store",
+    "EventPage", "Health", "OutboxMessage", "Override", "OverrideKind", "ParentProfile", "ReviewRequest",
+    "Revision", "Role", "Row", "Session", "Store", "StoreError", "StoreConfig", "StoreSink", "User",
+    "create_store", "open_store",
 ]

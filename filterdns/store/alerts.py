@@ -16,13 +16,12 @@ and subject: the ones no alert has accounted for yet.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from filterdns.config.model import AlertRule, AlertSubject
-from filterdns.store.feature import FeatureQueries, Row
+from filterdns.store.base import Row, StoreBase, current_time, marks
 
 AlertStatus = Literal["open", "acknowledged"]
 
@@ -103,14 +102,6 @@ def attempt_category(reason: str, category: str) -> str:
     return BYPASS_CATEGORY if reason == BYPASS_REASON else category
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
-
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values))
-
-
 def _alert(row: Row) -> Alert:
     row["categories"] = tuple(json.loads(row["categories"]))
     return Alert(**row)
@@ -121,13 +112,13 @@ def _matching(rule: AlertRule) -> tuple[str, list[Any]]:
     categories = list(rule.categories)
     if rule.bypass and BYPASS_CATEGORY not in categories:
         categories.append(BYPASS_CATEGORY)
-    alternatives = [f"category IN ({_marks(categories)})"] if categories else []
+    alternatives = [f"category IN ({marks(categories)})"] if categories else []
     if rule.bypass:
         alternatives.append(f"reason = '{BYPASS_REASON}'")
     clause = f"verdict = 'blocked' AND ({' OR '.join(alternatives) or '1 = 0'})"
     params: list[Any] = list(categories)
     if rule.groups:
-        clause += f" AND group_name IN ({_marks(rule.groups)})"
+        clause += f" AND group_name IN ({marks(rule.groups)})"
         params.extend(rule.groups)
     return clause, params
 
@@ -141,7 +132,7 @@ def _uncovered(rule: AlertRule, column: str) -> tuple[str, list[Any]]:
     return condition, [rule.name, rule.per]
 
 
-class AlertQueries(FeatureQueries):
+class AlertQueries(StoreBase):
     """The ``alerts`` table (schema version 3), and the lookups alert rules count."""
 
     # --- what the evaluator asks ----------------------------------------------------------
@@ -175,7 +166,7 @@ class AlertQueries(FeatureQueries):
             rows = await self._query(
                 f'SELECT id, time, {column} AS subject, group_name AS "group", client, mac, '
                 f"{_CATEGORY_SQL} AS category FROM query_events e WHERE {matching} "
-                f"AND time >= ? AND time < ? AND {column} IN ({_marks(chunk)}) AND {uncovered} "
+                f"AND time >= ? AND time < ? AND {column} IN ({marks(chunk)}) AND {uncovered} "
                 "ORDER BY time, id LIMIT ?",
                 [*params, since, until, *chunk, *uncovered_params, ATTEMPT_LIMIT],
             )
@@ -212,7 +203,7 @@ class AlertQueries(FeatureQueries):
             "WHERE rule = ? AND subject_kind = ? AND subject = ? AND last_time >= ?) "
             f"RETURNING {_ALERT_COLUMNS}",
             [rule, subject_kind, subject, group, client, mac, json.dumps(list(categories)),
-             float(first_time), float(last_time), attempts, _now(now), self.node,
+             float(first_time), float(last_time), attempts, current_time(now), self.node,
              rule, subject_kind, subject, float(first_time) - window],
         )  # fmt: skip
         return _alert(rows[0]) if rows else None
@@ -238,7 +229,7 @@ class AlertQueries(FeatureQueries):
         rows = await self._query(
             "UPDATE alerts SET acknowledged_by = ?, acknowledged_at = ?, note = ? "
             f"WHERE id = ? AND acknowledged_at IS NULL RETURNING {_ALERT_COLUMNS}",
-            [by, _now(now), note, alert_id],
+            [by, current_time(now), note, alert_id],
         )
         return _alert(rows[0]) if rows else None
 

@@ -18,7 +18,8 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 
-from filterdns.store.base import Store, StoreError
+from filterdns.store.base import StoreError
+from filterdns.store.store import Store
 from filterdns.store.outage import OutageLog
 
 log = logging.getLogger(__name__)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from filterdns.config.model import MailConfig
-from filterdns.store.feature import FeatureQueries, Row
+from filterdns.store.base import Row, StoreBase, current_time, marks
 
 OUTBOX_COLUMNS = (
     "id, dedup_key, channel, kind, recipient, subject, body_text, body_html, headers, "
@@ -47,16 +46,12 @@ CLAIM_HOLD = 15 * 60.0
 INTERRUPTED = "interrupted: the node sending it stopped before it finished"
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
-
-
 def _message(row: Row) -> OutboxMessage:
     row["headers"] = json.loads(row["headers"])
     return OutboxMessage(**row)
 
 
-class OutboxQueries(FeatureQueries):
+class OutboxQueries(StoreBase):
     """The ``outbox`` and ``leases`` tables (schema version 3)."""
 
     # --- enqueueing ---------------------------------------------------------------------
@@ -71,7 +66,7 @@ class OutboxQueries(FeatureQueries):
         whatever runs twice (a restart, two nodes) queues it only once."""
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
-        when = _now(now)
+        when = current_time(now)
         changed = await self._execute(
             "INSERT INTO outbox (dedup_key, channel, kind, recipient, subject, body_text, "
             "body_html, headers, created, status, next_attempt) "
@@ -87,7 +82,7 @@ class OutboxQueries(FeatureQueries):
         """Take, renew or take over (once expired) the lease ``name`` for ``ttl`` seconds;
         True if this node holds it now. One statement, so two nodes racing for a free or
         expired lease cannot both win: the database serialises the upsert on the key."""
-        when = _now(now)
+        when = current_time(now)
         rows = await self._query(
             "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires "
@@ -117,9 +112,8 @@ class OutboxQueries(FeatureQueries):
         another transaction changed meanwhile."""
         if not channels:
             return []
-        when = _now(now)
-        marks = ", ".join("?" * len(channels))
-        due = f"status IN ('pending', 'sending') AND next_attempt <= ? AND channel IN ({marks})"
+        when = current_time(now)
+        due = f"status IN ('pending', 'sending') AND next_attempt <= ? AND channel IN ({marks(channels)})"
         rows = await self._query(
             f"UPDATE outbox SET status = 'sending', claimed_by = ?, next_attempt = ?, "
             f"attempts = attempts + 1, "
@@ -134,7 +128,7 @@ class OutboxQueries(FeatureQueries):
         """Record a delivery: the message is never claimed again."""
         await self._execute(
             "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_by = '', last_error = '' WHERE id = ?",
-            [_now(now), message_id],
+            [current_time(now), message_id],
         )
 
     async def mark_failed(
@@ -147,7 +141,7 @@ class OutboxQueries(FeatureQueries):
         are used up or the failure is ``permanent`` (a recipient the server refuses).
         ``retry`` is the mail section, whose settings apply to webhooks as well. Returns
         the message as stored now (None if it is gone)."""
-        when = _now(now)
+        when = current_time(now)
         gave_up = permanent or message.attempts >= retry.max_attempts
         delay = min(retry.retry_max, retry.retry_initial * 2 ** max(0, message.attempts - 1))
         rows = await self._query(
@@ -196,7 +190,7 @@ class OutboxQueries(FeatureQueries):
         until the next attempt. False if it is not a failed message."""
         changed = await self._execute(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt = ? WHERE id = ? AND status = 'failed'",
-            [_now(now), message_id],
+            [current_time(now), message_id],
         )
         return changed == 1
 

@@ -23,20 +23,19 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from filterdns.config.model import StoreConfig
 from filterdns.store.base import (
     CURRENT_VERSION_SQL,
-    EVENT_COLUMNS,
     RECORD_VERSION_SQL,
     SCHEMA_VERSION_DDL,
-    UPSERT_HOURLY_SQL,
     Conflict,
     Row,
-    Store,
     StoreError,
-    StoreConfig,
     load_migrations,
     pending_migrations,
 )
+from filterdns.store.events import EVENT_COLUMNS, UPSERT_HOURLY_SQL
+from filterdns.store.store import Store
 
 MIGRATIONS = load_migrations("schema_postgres.sql")
 

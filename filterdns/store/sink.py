@@ -18,7 +18,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from filterdns.resolver.events import QueryEvent
-from filterdns.store.base import Store, StoreError
+from filterdns.store.base import StoreError
+from filterdns.store.store import Store
 
 log = logging.getLogger(__name__)
 

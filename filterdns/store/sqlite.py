@@ -26,20 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from filterdns.config.model import StoreConfig
 from filterdns.store.base import (
     CURRENT_VERSION_SQL,
-    INSERT_EVENT_SQL,
     RECORD_VERSION_SQL,
     SCHEMA_VERSION_DDL,
-    UPSERT_HOURLY_SQL,
     Conflict,
     Row,
-    Store,
     StoreError,
-    StoreConfig,
     load_migrations,
     pending_migrations,
 )
+from filterdns.store.events import INSERT_EVENT_SQL, UPSERT_HOURLY_SQL
+from filterdns.store.store import Store
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from typing import cast
 from aiohttp import web
 
 from filterdns.store import Override, User
-from filterdns.store.base import OverrideKind
+from filterdns.store.policy import OverrideKind
 from filterdns.web.auth import can_change_group, can_see_group, group_picker, require
 from filterdns.web.common import (
     CONSOLE_ROLES,

@@ -16,7 +16,7 @@ from filterdns.accounts.rules import email_problem
 from filterdns.accounts.service import PASSWORD_LINK_DAYS
 from filterdns.links import revoke_report_links
 from filterdns.store import User
-from filterdns.store.base import ParentProfile
+from filterdns.store.parents import ParentProfile
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, accounts_of, add_nav, all_group_names, control_of, render, user_of
 from filterdns.web.family import absolute

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from filterdns.accounts.rules import ROLES, password_problems
 from filterdns.store import ApiToken, Conflict, User
-from filterdns.store.base import Role
+from filterdns.store.users import Role
 from filterdns.web.auth import PASSWORDS, check_new_account, require
 from filterdns.web.common import NavItem, accounts_of, add_nav, all_group_names, control_of, render, user_of
 from filterdns.web.security import new_api_token
