@@ -1,6 +1,7 @@
 """The SQLite store: the shared contract, plus what only a file on disk can do to it
 (locked, made read-only, deleted, moved, full) and proof that the event loop keeps running
-while SQLite waits."""
+while SQLite waits. Read-only and full are made by SQLite itself (see ``FailingSQLiteStore``),
+so those tests run without privileges and never skip."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -138,27 +138,47 @@ async def test_moved_database_file_is_replaced_and_the_moved_one_kept_intact(tmp
         await store.close()
 
 
-@contextlib.contextmanager
-def immutable(*paths: Path) -> Iterator[None]:
-    """Files nobody, not even root, may write (``chattr +i``): a read-only database."""
-    try:
-        subprocess.run(["chattr", "+i", *map(str, paths)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot make files immutable here: {exc}")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+class FailingSQLiteStore(SQLiteStore):
+    """The SQLite store whose connection SQLite itself makes fail on demand, as root or not
+    and in any container: ``read-only`` is ``PRAGMA query_only`` ("attempt to write a
+    readonly database"), ``full`` is ``PRAGMA max_page_count`` at the file's current size
+    ("database or disk is full"). The store drops its connection after every error and
+    reconnects, so the fault is set again on each new connection until it is cleared."""
+
+    fault: str | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = super()._connect()
+        self._set_fault(conn)
+        return conn
+
+    def _set_fault(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA query_only = {int(self.fault == 'read-only')}")
+        size = conn.execute("PRAGMA page_count").fetchone()[0] if self.fault == "full" else 0xFFFFFFFE
+        conn.execute(f"PRAGMA max_page_count = {size}")
+
+    async def fail(self, fault: str | None) -> None:
+        self.fault = fault
+        await self._call(self._set_fault)
+
+
+async def open_failing(data_dir: Path) -> FailingSQLiteStore:
+    store = FailingSQLiteStore(StoreConfig(), data_dir / "filterdns.db")
+    await store.open()
+    return store
 
 
 async def test_read_only_database_buffers_then_recovers(tmp_path: Path) -> None:
-    store = await open_sqlite(tmp_path)
+    store = await open_failing(tmp_path)
     sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
     try:
         await sink.write_batch([make_event(T0, "before.test")])
-        with immutable(store.path, Path(f"{store.path}-wal")):
-            await sink.write_batch([make_event(T0 + 1, "during.test")])
-            assert sink.failing and sink.pending == 1
+        await store.fail("read-only")
+        await sink.write_batch([make_event(T0 + 1, "during.test")])
+        assert sink.failing and sink.pending == 1 and "readonly" in str(sink.last_error)
+        await asyncio.sleep(0.3)  # several retries, each on a new read-only connection
+        assert sink.failing and sink.pending == 1 and sink.failures >= 2
+        store.fault = None
         await wait_until(lambda: sink.pending == 0)
         assert names(await all_events(store)) == ["during.test", "before.test"]
     finally:
@@ -166,37 +186,20 @@ async def test_read_only_database_buffers_then_recovers(tmp_path: Path) -> None:
         await store.close()
 
 
-@contextlib.contextmanager
-def small_filesystem(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted at ``path`` (needs root), to fill up."""
-    path.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                       check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
-
-
 async def test_full_disk_buffers_then_recovers(tmp_path: Path) -> None:
-    with small_filesystem(tmp_path / "small", "2m") as data_dir:
-        store = await open_sqlite(data_dir)
-        sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
-        try:
-            await sink.write_batch([make_event(T0, "before.test")])
-            filler = data_dir / "filler"
-            with filler.open("wb") as f, contextlib.suppress(OSError):
-                while True:
-                    f.write(b"\0" * 65536)
-            batch = [make_event(T0 + 1 + i, f"{'x' * 60}{i}.test") for i in range(2000)]
-            await sink.write_batch(batch)
-            assert sink.failing and sink.pending == 2000 and "full" in str(sink.last_error)
-            filler.unlink()
-            await wait_until(lambda: sink.pending == 0)
-            assert len(await all_events(store)) == 2001
-        finally:
-            await sink.close()
-            await store.close()
+    store = await open_failing(tmp_path)
+    sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
+    try:
+        await sink.write_batch([make_event(T0, "before.test")])
+        await store.fail("full")
+        batch = [make_event(T0 + 1 + i, f"{'x' * 60}{i}.test") for i in range(2000)]
+        await sink.write_batch(batch)
+        assert sink.failing and sink.pending == 2000 and "full" in str(sink.last_error)
+        await asyncio.sleep(0.3)
+        assert sink.failing and sink.pending == 2000 and sink.failures >= 2
+        store.fault = None
+        await wait_until(lambda: sink.pending == 0)
+        assert len(await all_events(store)) == 2001
+    finally:
+        await sink.close()
+        await store.close()
