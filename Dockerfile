@@ -5,11 +5,18 @@
 #           -v /srv/filterdns/config.yaml:/etc/filterdns/config.yaml:ro \
 #           -v filterdns-data:/data filterdns
 #
-# Host networking is recommended: with Docker's port publishing (-p 53:53/udp) the
-# server may see Docker's gateway address instead of the pupil's, and every device
-# would land in one group. The image's own config.yaml is the documented example;
-# mount your school's file over it. The command line below makes filterdns listen
-# on port 53 and keep downloaded lists in /data whatever the file says.
+# Use host networking (--network host): filterdns then sees each pupil's own address,
+# which is what puts a device in its group. With port publishing (-p 53:53/udp) the
+# packets go through Docker's NAT and, in many set-ups (rootless Docker, Docker
+# Desktop, IPv6 clients, the userland proxy), through a proxy process, so the server
+# sees Docker's gateway address (e.g. 172.17.0.1) instead: every device lands in one
+# group and the query log shows one client. The README's Docker section says the same.
+#
+# The image's own config.yaml is the documented example; mount your school's file over
+# it. The command line below makes filterdns listen on port 53 (IPv4; see the README for
+# IPv6), serve the console on port 8080 and keep downloaded lists in /data whatever the
+# file says. The console is plain HTTP on every address of the host unless the config
+# sets web.tls_cert and web.tls_key.
 
 FROM python:3.11-slim
 
@@ -18,8 +25,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Everything the installed package needs: the code and the console's templates and static
+# files (admin_ui). tests/test_docker_image.py installs exactly what these lines copy and
+# starts the service from it.
 COPY pyproject.toml README.md /src/
 COPY filterdns /src/filterdns
+COPY admin_ui /src/admin_ui
 RUN pip install /src && rm -rf /src
 
 # Port 53 is privileged. Rather than run as root, give the Python interpreter the
@@ -48,8 +59,8 @@ USER filterdns
 WORKDIR /data
 VOLUME /data
 
-# 53: DNS over UDP and TCP. 8080: HTTP. 9153: Prometheus metrics; set
-# `metrics: {listen: "0.0.0.0:9153"}` in your config to reach them from outside.
+# 53: DNS over UDP and TCP. 8080: the staff console (plain HTTP unless web.tls_* is set).
+# 9153: Prometheus metrics. With --network host these are the host's own ports.
 EXPOSE 53/udp 53/tcp 8080 9153
 
 # Ask the server itself for healthcheck.filterdns. over UDP, with nothing but the

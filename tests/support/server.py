@@ -24,12 +24,23 @@ _CONSOLE = re.compile(r"staff console on (https?://[^\s/]+)")
 
 
 class FilterDnsProcess:
-    """``with FilterDnsProcess(config_dict, tmp_path) as server: server.port``"""
+    """``with FilterDnsProcess(config_dict, tmp_path) as server: server.port``
 
-    def __init__(self, config: dict, workdir: Path, extra_args: tuple[str, ...] = (), start_timeout: float = 20.0):
+    ``command`` runs another install's ``filterdns`` script instead of this repository's code.
+    """
+
+    def __init__(
+        self,
+        config: dict,
+        workdir: Path,
+        extra_args: tuple[str, ...] = (),
+        start_timeout: float = 20.0,
+        command: tuple[str, ...] | None = None,
+    ):
         self.config = config
         self.workdir = workdir
         self.extra_args = extra_args
+        self.command = command
         self.start_timeout = start_timeout
         self.config_path = workdir / "config.yaml"
         self.process: subprocess.Popen | None = None
@@ -60,10 +71,15 @@ class FilterDnsProcess:
     def __enter__(self) -> "FilterDnsProcess":
         self.write_config()
         self._expected = len(self.config.get("server", {}).get("listen", [])) or 1
-        # The repository's own code, whatever copy an editable install points at.
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.command is None:
+            # The repository's own code, whatever copy an editable install points at.
+            env["PYTHONPATH"] = str(REPO)
+        else:
+            env.pop("PYTHONPATH", None)
+        command = self.command or (sys.executable, "-m", "filterdns")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "filterdns", "serve", "-c", str(self.config_path), *self.extra_args],
+            [*command, "serve", "-c", str(self.config_path), *self.extra_args],
             cwd=self.workdir,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
