@@ -1,4 +1,4 @@
-"""``filterdns user add|list|passwd|disable|enable``: console accounts from the server's shell.
+"""``filterdns user add|list|passwd|unlock|disable|enable``: console accounts from the server's shell.
 
 This is how the first admin is made on a fresh install (the other way is the one-time
 setup link the service logs at its first start). Passwords are typed twice at a hidden
@@ -45,11 +45,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
     actions.add_parser("list", help="list accounts")
 
-    passwd = actions.add_parser("passwd", help="set a new password (logs the user out everywhere)")
+    passwd = actions.add_parser("passwd", help="set a new password (logs the user out everywhere, revokes API tokens)")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
-    for name, text in (("disable", "disable an account (logs it out everywhere)"), ("enable", "enable an account")):
+    for name, text in (
+        ("disable", "disable an account (logs it out everywhere)"),
+        ("enable", "enable an account"),
+        ("unlock", "lift a lockout after failed logins now, instead of waiting for it to end"),
+    ):
         actions.add_parser(name, help=text).add_argument("name")
 
 
@@ -129,7 +133,14 @@ async def _passwd(args: argparse.Namespace, config: Config, store: Store) -> int
     user = await _existing(store, args.name)
     password_hash = await Passwords().hash(read_password(args, user.name))
     await Accounts(store).set_password(user.name, password_hash, actor=ACTOR)  # also lifts a lockout
-    print(f"password of {user.name} changed; their sessions were ended")
+    print(f"password of {user.name} changed; their sessions were ended and their API tokens revoked")
+    return 0
+
+
+async def _unlock(args: argparse.Namespace, config: Config, store: Store) -> int:
+    user = await _existing(store, args.name)
+    await Accounts(store).unlock(user.name, actor=ACTOR)
+    print(f"{user.name} unlocked" if user.is_locked(time.time()) else f"{user.name} was not locked")
     return 0
 
 
@@ -148,4 +159,4 @@ async def _enable(args: argparse.Namespace, config: Config, store: Store) -> int
     return await _set_disabled(store, args.name, False)
 
 
-_COMMANDS = {"add": _add, "list": _list, "passwd": _passwd, "disable": _disable, "enable": _enable}
+_COMMANDS = {"add": _add, "list": _list, "passwd": _passwd, "unlock": _unlock, "disable": _disable, "enable": _enable}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from filterdns.store import HOUR
+from filterdns.store import HOUR, AuditFilter
 from filterdns.web.openapi import API_PREFIX
 from tests.support.web import Console, event, make_console
 
@@ -77,6 +77,23 @@ async def test_tokens_are_shown_once_listed_without_secrets_and_deletable(consol
     assert response.status == 204
     console.client.session.cookie_jar.clear()
     assert (await console.client.get("/api/v1/health", headers=headers)).status == 401
+
+
+async def test_a_password_reset_revokes_the_accounts_api_tokens(console: Console):
+    """A reset means the password may be known to someone else, who may have made a token."""
+    teacher = await bearer_for(console, "tom")
+    viewer = await bearer_for(console, "vic")
+    assert (await console.client.get("/api/v1/events?group=7b", headers=teacher)).status == 200
+    token = await console.logged_in("ada")
+    new_password = "a-brand-new-passphrase"
+    response = await console.post("/users/tom/password", {"password": new_password, "password2": new_password}, token)
+    assert response.status == 303
+    console.client.session.cookie_jar.clear()
+    assert (await console.client.get("/api/v1/events?group=7b", headers=teacher)).status == 401
+    assert (await console.client.get("/api/v1/policy", headers=viewer)).status == 200  # others' tokens stay
+    assert [t.user for t in await console.store.list_api_tokens()] == ["vic"]
+    [entry] = await console.store.list_audit(AuditFilter(action="user.password"))
+    assert entry.detail["tokens_revoked"] == 1
 
 
 async def test_tokens_carry_their_users_role(console: Console):

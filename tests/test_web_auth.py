@@ -406,6 +406,34 @@ def test_user_command_adds_lists_changes_and_disables(tmp_path: Path, monkeypatc
     assert tom.disabled and PasswordHasher().verify(tom.password_hash, new)
 
 
+def test_the_only_admin_locked_out_is_unlocked_from_the_shell(tmp_path: Path, monkeypatch, capsys):
+    assert run_user_command(tmp_path, ["add", "head", "--role", "admin", "--password-stdin"], PASSWORD + "\n", monkeypatch) == 0
+
+    async def lock() -> None:
+        store = await open_store(load_config(tmp_path / "config.yaml").store, tmp_path)
+        try:
+            for _ in range(5):
+                await store.reserve_login_attempt("head", lock_after=5)
+        finally:
+            await store.close()
+
+    asyncio.run(lock())
+    assert asyncio.run(stored_users(tmp_path))["head"].locked_until is not None
+    assert run_user_command(tmp_path, ["unlock", "head"]) == 0
+    assert capsys.readouterr().out.strip().endswith("head unlocked")
+    head = asyncio.run(stored_users(tmp_path))["head"]
+    assert (head.locked_until, head.failed_logins) == (None, 0)
+    assert run_user_command(tmp_path, ["unlock", "ghost"]) == 2
+
+
+async def test_the_login_page_says_how_a_lock_is_lifted_without_saying_whose(console: Console):
+    for name in ("tom", "nobody"):
+        for _ in range(5):
+            response = await console.login(name, "wrong-password-guess")
+        text = await response.text()
+        assert response.status == 401 and "filterdns user unlock NAME" in text and "15 minutes" in text
+
+
 def test_user_command_refuses_bad_input(tmp_path: Path, monkeypatch, capsys):
     assert run_user_command(tmp_path, ["add", "head", "--role", "admin", "--password-stdin"], "short\n", monkeypatch) == 2
     assert "at least 12 characters" in capsys.readouterr().err

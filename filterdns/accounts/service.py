@@ -1,7 +1,7 @@
 """Every change to an account, in one place: the console's pages and ``filterdns user``
 call these, and each writes the store and its audit entry together, so no way of changing
-an account forgets the audit log or a step (a new password also lifts a lockout and ends
-the account's sessions, wherever it was set).
+an account forgets the audit log or a step (a new password also lifts a lockout, ends the
+account's sessions and revokes its API tokens, wherever it was set).
 
 Reading accounts (``store.get_user``, ``store.list_users``...) needs no service. Checking
 what people typed (``rules``) and hashing passwords (``passwords``) happen before these
@@ -54,11 +54,20 @@ class Accounts:
     async def set_password(
         self, name: str, password_hash: str, *, actor: str, action: str = "user.password", **detail: object
     ) -> None:
-        """A new password: it also lifts a lockout and logs the account out everywhere."""
+        """A new password: it also lifts a lockout, logs the account out everywhere and
+        revokes its API tokens. A password is reset because it was forgotten or may be
+        known to someone else, who could have made a token with it; a token the owner
+        still needs is quickly made again, a forgotten one would outlive the reset."""
         await self.store.update_user(name, password_hash=password_hash)
         await self.store.note_login_success(name)
         await self.store.delete_user_sessions(name)
-        await self.store.audit(actor, action, name, dict(detail))
+        revoked = await self.store.delete_user_api_tokens(name)
+        await self.store.audit(actor, action, name, {**detail, "tokens_revoked": revoked})
+
+    async def unlock(self, name: str, *, actor: str) -> None:
+        """Lift a lockout now (the only admin locked out by someone guessing need not wait)."""
+        await self.store.note_login_success(name)
+        await self.store.audit(actor, "user.unlock", name)
 
     async def set_disabled(self, name: str, disabled: bool, *, actor: str) -> None:
         """Disable (ending the account's sessions) or enable an account."""

@@ -193,6 +193,10 @@ class UserQueries(StoreBase):
     async def delete_api_token(self, token_id: int) -> bool:
         return await self._execute("DELETE FROM api_tokens WHERE id = ?", [token_id]) > 0
 
+    async def delete_user_api_tokens(self, user: str) -> int:
+        """Revoke every API token of a user (after a password reset); returns how many."""
+        return await self._execute("DELETE FROM api_tokens WHERE user_name = ?", [user])
+
     async def delete_expired_sessions(self, *, now: float | None = None) -> int:
         """Retention: delete sessions that expired by ``now``; returns how many."""
         return await self._execute("DELETE FROM sessions WHERE expires <= ?", [current_time(now)])

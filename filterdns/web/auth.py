@@ -253,7 +253,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         reason = "account locked now" if counted and counted.is_locked(now) else "wrong password"
     if user is None or reason:
         await audit(request, client, "login.failed", name, client=client, reason=reason)
-        message = "Wrong user name or password, or the account is locked for a while after repeated failures."
+        # Said after every failure, locked or not: a message only for locked accounts would
+        # tell a guesser which names exist.
+        message = (
+            "Wrong user name or password, or the account is locked for a while after repeated failures. "
+            f"A lock ends by itself after {settings.lock_minutes:g} minutes; on the server, "
+            "`filterdns user unlock NAME` lifts it at once."
+        )
         return await render(request, "login.html", {"next": target, "name": name, "errors": [message]}, status=401)
 
     app[THROTTLE].forgive(client, now)
