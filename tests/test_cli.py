@@ -47,7 +47,7 @@ def test_check_config_on_the_example_prints_category_counts():
     assert result.returncode == 0, result.stderr
     for category in ("adult", "gambling", "social", "games", "bypass", "ai-chat"):
         assert re.search(rf"^\s+{category}\s+\d+ domains\s+\S*blocklists/curated/{category}\.txt$", result.stdout, re.MULTILINE), category
-    assert re.search(r"config\.yaml: OK — 5 groups, 3 schedules, 16 categories, \d+ listed domains", result.stdout)
+    assert re.search(r"config\.yaml: OK — 5 groups, 3 schedules, 17 categories, \d+ listed domains", result.stdout)
 
 
 def test_check_config_on_a_broken_file_names_file_and_line(tmp_path):

@@ -50,6 +50,7 @@ class FakeCategorySet:
     names: tuple[str, ...]
     index: FakeIndex
     descriptions: dict[str, str] = field(default_factory=dict)
+    essential_hits: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def mask_of(self, names) -> int:
         return sum(1 << self.names.index(n) for n in set(names))

@@ -206,5 +206,5 @@ def test_blocks_are_answered_with_the_null_address_for_a_minute(config, decide):
 
 def test_the_curated_lists_load_cleanly(policy):
     local = [s for s in policy.categories.statuses if not s.location.startswith(("http://", "https://"))]
-    assert len(local) == 16
+    assert len(local) == 17
     assert all(s.error is None and s.bad_lines == 0 and s.entries > 0 for s in local), local

@@ -136,11 +136,17 @@ class SourceConfig:
     """A category source: a local file or an http(s) URL, in a known list format."""
 
     location: str
-    format: Literal["auto", "domains", "hosts", "adblock", "wildcard", "dnsmasq"] = "auto"
+    format: Literal["auto", "domains", "hosts", "adblock", "wildcard", "dnsmasq", "urls"] = "auto"
+    name: str = ""  # a short label for people ("UT1 chat"); by default the file name
 
     @property
     def is_url(self) -> bool:
         return self.location.startswith(("http://", "https://"))
+
+    @property
+    def label(self) -> str:
+        """What the console, logs and ``explain`` call this source."""
+        return self.name or self.location.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +156,32 @@ class CategoryConfig:
     sources: tuple[SourceConfig, ...] = ()
     # Domains listed inline in the config, for small curated categories.
     domains: tuple[str, ...] = ()
+    # Blocked for every group at every hour; no allow list, override, review, essential
+    # entry or policy revision can reach it (illegal content: the UK filtering standards
+    # require that nobody, the administrator included, can switch that filtering off).
+    locked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EssentialEntry:
+    """A name a school cannot teach without (Teams, Classroom, Windows Update...): no
+    category list blocks it or its subdomains, unless the listing is of a name below it.
+    ``kind`` groups entries ("device-management"); ``source`` is the vendor page listing
+    the host, "" for a school's own entries."""
+
+    name: str
+    service: str
+    kind: str
+    reason: str
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ListsConfig:
     refresh_interval: float = 86_400.0
     download_timeout: float = 60.0
+    # A source that would block more than this share of the essential names is flagged.
+    essential_alert_share: float = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +236,7 @@ class GroupConfig:
     safe_search: SafeSearchConfig = SafeSearchConfig()
     block_mode: BlockMode | None = None  # None: the global default
     bypass_protection: bool = True
+    essential: bool = True  # keep essential services reachable (opt out: false)
     site: str = ""  # the school (campus) the group belongs to, for district reports; "" = none
 
 
@@ -376,12 +403,18 @@ class Config:
     blocking: BlockingConfig = BlockingConfig()
     # Categories a teacher's override can never allow (an admin's policy change still can).
     protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
+    # The catalogue's essential services followed by the school's ``essential_extra``.
+    essential: tuple[EssentialEntry, ...] = ()
     alert_rules: tuple[AlertRule, ...] = ()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
     mail: MailConfig = MailConfig()
     reports: ReportsConfig = ReportsConfig()
     source: Path | None = None
+
+    @property
+    def essential_names(self) -> tuple[str, ...]:
+        return tuple(entry.name for entry in self.essential)
 
     @property
     def folder(self) -> Path:

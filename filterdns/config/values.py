@@ -179,6 +179,18 @@ def positive_duration(value: Any) -> float:
     return seconds
 
 
+def share(value: Any) -> float:
+    """A share such as ``0.02`` or ``"2%"``."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a share such as 0.02 or 2%") from None
+    if not 0 <= number <= 1:
+        raise ValueError(f"'{value}' is not a share between 0 and 1 (or 0% and 100%)")
+    return number
+
+
 def int_seconds(value: Any) -> int:
     return int(parse_duration(value))
 

@@ -27,13 +27,19 @@ class BuildFailed(Exception):
 
 
 async def build_in_child(
-    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path, roots: tuple[Path, ...], *,
-    log_level: str, log_format: str,
+    categories: Sequence[CategoryConfig],
+    cache_dir: Path,
+    base_dir: Path,
+    roots: tuple[Path, ...],
+    essential: Sequence[str] = (),
+    *,
+    log_level: str,
+    log_format: str,
 ) -> CategorySet:
     """``build_category_set`` in a child process; its log lines go to our stderr."""
     with tempfile.TemporaryDirectory(prefix="filterdns-build-") as folder:
         request, result = Path(folder) / "request.pickle", Path(folder) / "result.pickle"
-        request.write_bytes(pickle.dumps((tuple(categories), cache_dir, base_dir, roots)))
+        request.write_bytes(pickle.dumps((tuple(categories), cache_dir, base_dir, roots, tuple(essential))))
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", __name__, str(request), str(result), log_level, log_format
         )
@@ -47,8 +53,8 @@ def main(argv: list[str]) -> int:
 
     request, result, log_level, log_format = argv
     configure_logging(log_level, log_format)
-    categories, cache_dir, base_dir, roots = pickle.loads(Path(request).read_bytes())
-    built = build_category_set(categories, cache_dir, base_dir, roots)
+    categories, cache_dir, base_dir, roots, essential = pickle.loads(Path(request).read_bytes())
+    built = build_category_set(categories, cache_dir, base_dir, roots, essential)
     Path(result).write_bytes(pickle.dumps(built, protocol=pickle.HIGHEST_PROTOCOL))
     return 0
 

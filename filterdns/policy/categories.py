@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 from filterdns.config.model import CategoryConfig, SourceConfig, inside
 from filterdns.policy.domainindex import MAX_CATEGORIES, DomainIndex, DomainIndexBuilder
 from filterdns.policy.listformats import ParsedList, parse_lines, read_list_file
+from filterdns.policy.listhealth import EssentialProbe, ListHealth, category_health
 from filterdns.policy.sources import cached_copy_path
 
 log = logging.getLogger("filterdns.lists")
@@ -42,6 +43,11 @@ class SourceStatus:
     error: str | None
     # Well-formed lines a DNS filter cannot apply: cosmetic/URL adblock rules, IP addresses.
     unsupported_lines: int = 0
+    label: str = ""  # SourceConfig.label
+    # Entries of a licensed URL list that name one page: counted, not enforceable by DNS.
+    url_entries: int = 0
+    # The essential names this source lists (or lists a parent of), sorted.
+    essential_blocked: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -52,6 +58,16 @@ class CategorySet:
     index: DomainIndex
     statuses: list[SourceStatus] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)
+    health: ListHealth = field(default_factory=ListHealth)
+
+    @property
+    def essential_hits(self) -> dict[str, list[tuple[str, str]]]:
+        """Essential name -> (category, source label) of every source that would block it."""
+        hits: dict[str, list[tuple[str, str]]] = {}
+        for status in self.statuses:
+            for name in status.essential_blocked:
+                hits.setdefault(name, []).append((status.category, status.label))
+        return hits
 
     def mask_of(self, names: Iterable[str]) -> int:
         """The mask of the named categories; KeyError for a name that is not a category."""
@@ -69,16 +85,27 @@ class CategorySet:
 
 
 def build_category_set(
-    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path, roots: tuple[Path, ...] | None = None
+    categories: Sequence[CategoryConfig],
+    cache_dir: Path,
+    base_dir: Path,
+    roots: tuple[Path, ...] | None = None,
+    essential: Iterable[str] = (),
 ) -> CategorySet:
     """Load every source of every category and index them. Local paths are relative to
     ``base_dir`` (the config file's folder) and are read only inside ``roots`` (default:
     ``base_dir``; the service passes ``Config.list_file_roots``), checked again here since a
-    symlink may have changed since the config was; URL sources use their cached copy."""
+    symlink may have changed since the config was; URL sources use their cached copy. Each
+    source's status says which of the ``essential`` names it would block (list health)."""
     if len(categories) > MAX_CATEGORIES:
         raise ValueError(f"{len(categories)} categories configured; at most {MAX_CATEGORIES} are supported")
     started = time.monotonic()
-    index, statuses = _index_sources(categories, cache_dir, base_dir, (base_dir,) if roots is None else roots)
+    probe = EssentialProbe(essential)
+    index, statuses = _index_sources(categories, cache_dir, base_dir, (base_dir,) if roots is None else roots, probe)
+    entries: dict[str, int] = {}
+    for status in statuses:
+        entries[status.category] = entries.get(status.category, 0) + status.entries
+    names = tuple(category.name for category in categories)
+    health = category_health(names, index.mask_counts(), entries, probe.total)
     release_free_memory()
     failed = sum(status.error is not None for status in statuses)
     log.info(
@@ -90,15 +117,20 @@ def build_category_set(
         time.monotonic() - started,
     )
     return CategorySet(
-        names=tuple(category.name for category in categories),
+        names=names,
         index=index,
         statuses=statuses,
         descriptions={category.name: category.description for category in categories},
+        health=health,
     )
 
 
 def _index_sources(
-    categories: Sequence[CategoryConfig], cache_dir: Path, base_dir: Path, roots: tuple[Path, ...]
+    categories: Sequence[CategoryConfig],
+    cache_dir: Path,
+    base_dir: Path,
+    roots: tuple[Path, ...],
+    probe: EssentialProbe,
 ) -> tuple[DomainIndex, list[SourceStatus]]:
     builder = DomainIndexBuilder()
     statuses: list[SourceStatus] = []
@@ -106,14 +138,16 @@ def _index_sources(
         for source in category.sources:
             status, parsed = _load_source(category.name, source, cache_dir, base_dir, roots)
             statuses.append(status)
-            _log_source(status)
             if parsed is not None:
+                status.essential_blocked = probe.blocked_by(parsed.domains, parsed.exceptions)
                 builder.add(parsed.domains, bit)
                 builder.add(parsed.exceptions, bit, exception=True)
+            _log_source(status)
             del parsed  # before the next list is read: a million names take ~80 MB
         if category.domains:
             parsed = parse_lines(category.domains, "domains")
             statuses.append(_status(category.name, INLINE_LOCATION, "domains", parsed, None))
+            statuses[-1].essential_blocked = probe.blocked_by(parsed.domains)
             _log_source(statuses[-1])
             builder.add(parsed.domains, bit)
     return builder.build(), statuses
@@ -177,7 +211,9 @@ def _load_source(
     except (OSError, EOFError, zlib.error) as error:  # missing, unreadable, corrupt gzip
         reason = getattr(error, "strerror", None) or error  # strerror: without the path again
         return _failed(category, source, f"cannot read {path}: {reason}"), None
-    return _status(category, source.location, source.format, parsed, last_refresh), parsed
+    status = _status(category, source.location, source.format, parsed, last_refresh)
+    status.label = source.label
+    return status, parsed
 
 
 def _status(category: str, location: str, fmt: str, parsed: ParsedList, last_refresh: float | None) -> SourceStatus:
@@ -195,11 +231,13 @@ def _status(category: str, location: str, fmt: str, parsed: ParsedList, last_ref
         last_refresh=last_refresh,
         error=None,
         unsupported_lines=parsed.unsupported_lines,
+        label=location,
+        url_entries=parsed.url_entries,
     )
 
 
 def _failed(category: str, source: SourceConfig, error: str) -> SourceStatus:
-    return SourceStatus(category, source.location, source.format, 0, 0, 0, [], None, error)
+    return SourceStatus(category, source.location, source.format, 0, 0, 0, [], None, error, label=source.label)
 
 
 def _log_source(status: SourceStatus) -> None:
@@ -211,9 +249,12 @@ def _log_source(status: SourceStatus) -> None:
         details.append(f"{status.exceptions} exceptions")
     if status.unsupported_lines:
         details.append(f"{status.unsupported_lines} unsupported lines skipped")
+    if status.url_entries:
+        details.append(f"{status.url_entries} page addresses not enforceable by DNS")
     if status.bad_examples:
         line, text = status.bad_examples[0]
         details.append(f"{status.bad_lines} bad lines skipped (first: line {line}: {text!r})")
     elif status.bad_lines:
         details.append(f"{status.bad_lines} bad lines skipped (not shown: the file is mostly not a list)")
+    details.append(f"essential names it would block: {len(status.essential_blocked)}")
     log.info("category %s: %s: %s", status.category, status.location, ", ".join(details))

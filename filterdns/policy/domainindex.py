@@ -28,7 +28,7 @@ import itertools
 import operator
 from array import array
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Iterable, Iterator
 from zlib import crc32
 
@@ -78,6 +78,10 @@ class DomainIndex:
     @classmethod
     def empty(cls) -> DomainIndex:
         return cls([], array("B"), None)
+
+    def mask_counts(self) -> Counter[int]:
+        """How many listed names carry each block mask (for overlap counts; ~60 ms per million)."""
+        return Counter(self._block)
 
     def __len__(self) -> int:
         """Number of distinct listed domains (exception-only entries included)."""

@@ -2,6 +2,8 @@
 
 Order of precedence (first match wins):
 
+L. locked categories (illegal content): blocked for every group at every hour; nothing below,
+   no allow list, override, review approval or essential entry, reaches them;
 0. a teacher's override for a domain: a block always applies; an allow applies unless the
    name is a bypass name, on the global deny list, or in a protected category blocked now
    (those stay as the rules below decide: an override is a teacher's, the protections are
@@ -15,8 +17,11 @@ Order of precedence (first match wins):
    the decision says which category they overrode);
 3. the group's deny list, then the global deny list;
 4. categories: the name's category mask against the group's *effective* blocked mask, which
-   is the always-blocked categories changed by the scheduled rules whose window is open now;
-5. safe search rewrites;
+   is the always-blocked categories changed by the scheduled rules whose window is open now.
+   An essential service (Teams, Classroom, Windows Update: ``Config.essential``) stays
+   reachable for groups that keep ``essential`` on, unless a list names a host *below* its
+   entry; the check runs only for names a category blocks, so it costs other names nothing;
+5. safe search rewrites (essential names included);
 6. otherwise allow.
 
 The effective masks only change when a schedule window opens or closes, so they are computed
@@ -32,16 +37,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Literal, Protocol
 
-from filterdns.config.model import BlockMode, Config, GroupConfig, SafeSearchConfig
+from filterdns.config.model import BlockMode, Config, EssentialEntry, GroupConfig, SafeSearchConfig
 from filterdns.names import normalize_domain
 from filterdns.policy.safesearch import safe_search_target
-from filterdns.policy.suffixes import is_public_suffix
+from filterdns.suffixes import is_public_suffix
 from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
 from filterdns.wire.rcodes import RCODE_NOERROR, RCODE_NXDOMAIN
 
 Action = Literal["allow", "block", "rewrite"]
 Reason = Literal[
-    "allow-list", "deny-list", "category", "scheduled-category", "safe-search", "bypass-protection", "override", "default"
+    "allow-list", "deny-list", "category", "scheduled-category", "safe-search", "bypass-protection", "override",
+    "default", "locked", "essential",
 ]
 
 # Names whose answer decides whether a device bypasses this resolver: (rcode, why).
@@ -90,6 +96,11 @@ class CategorySet(Protocol):
 
     @property
     def descriptions(self) -> dict[str, str]: ...
+
+    @property
+    def essential_hits(self) -> Mapping[str, Sequence[tuple[str, str]]]:
+        """Essential name -> (category, source label) of every source that lists it or a parent."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,7 @@ class _GroupPolicy:
     safe_search: SafeSearchConfig
     block_mode: BlockMode
     bypass_protection: bool
+    essential: bool
     default_allow: Decision  # shared by every name that matches nothing
 
 
@@ -232,11 +244,13 @@ def _state(
     overrides: Sequence[OverrideRule],
     bits: Mapping[str, int],
     protected: int,
+    locked: int,
 ) -> _GroupState:
     """Apply the open rules in config order, so a later rule overrides an earlier one, then the
     group's overrides in force, which win over the rules for as long as they last; an allow
     override of a ``protected`` category is ignored (the console refuses to make one, and a
-    stored one must not take effect either)."""
+    stored one must not take effect either). ``locked`` categories are blocked whatever the
+    rules and overrides say."""
     blocked = policy.always
     blocked_by: dict[int, Window] = {}
     allowed_by: dict[int, Window] = {}
@@ -275,7 +289,11 @@ def _state(
         else:
             blocked |= bit
             allowed &= ~bit
-    return _GroupState(blocked, blocked_by, allowed, allowed_by, overridden, domain_overrides)
+    for bit in _bits(locked):
+        blocked_by.pop(bit, None)
+        allowed_by.pop(bit, None)
+        overridden.pop(bit, None)
+    return _GroupState(blocked | locked, blocked_by, allowed & ~locked, allowed_by, overridden, domain_overrides)
 
 
 def _list_hits(lists: dict[str, tuple[int, ...]], name: str) -> list[tuple[int, str]]:
@@ -359,12 +377,19 @@ class PolicyEngine:
         groups = {group.name: group for group in self._config.groups}
         groups.setdefault(self._config.default_group, GroupConfig(self._config.default_group))
         policies = {name: self._compile(group, bits) for name, group in groups.items()}
-        protected = 0
+        locked = 0
+        for category in self._config.categories:
+            if category.locked:
+                locked |= bits.get(category.name, 0)
+        protected = locked
         for name in self._config.protected_categories:
             protected |= bits.get(name, 0)
         # Plain assignments with no await between them: no query sees a half-swapped state.
         self._bits = bits
         self._protected = protected
+        self._locked = locked
+        self._essential = {entry.name: entry for entry in reversed(self._config.essential)}
+        self._essential_hits = categories.essential_hits
         self._categories = categories
         self._priority = tuple((bits[name], name) for name in ordered)
         self._policies = policies
@@ -412,6 +437,9 @@ class PolicyEngine:
         if is_public_suffix(name):
             return f"{name} is a public suffix: allowing it would allow every site registered under it"
         index = self._categories.index
+        locked = index.match(name) & self._locked
+        if locked:
+            return f"{name} is listed as {', '.join(self._names(locked))}, which is locked: nobody can allow it"
         listed = index.match(name) & self._protected
         if listed:
             return f"{name} is listed as {', '.join(self._names(listed))}, which is protected"
@@ -434,7 +462,7 @@ class PolicyEngine:
         when = self._clock() if at is None else at
         policy = self._policy(group)
         active = self._active_windows(when)
-        state = _state(policy, active, self._in_force(when.timestamp()), self._bits, self._protected)
+        state = _state(policy, active, self._in_force(when.timestamp()), self._bits, self._protected, self._locked)
         windows = dict.fromkeys(w for rule in policy.rules if (w := active[rule.schedule.name]) is not None)
         return Explanation(
             name=name,
@@ -481,6 +509,7 @@ class PolicyEngine:
             safe_search=group.safe_search,
             block_mode=block_mode,
             bypass_protection=group.bypass_protection,
+            essential=group.essential,
             default_allow=Decision(
                 "allow", "default", group.name, block_mode, detail="no list or blocked category matches"
             ),
@@ -509,7 +538,7 @@ class PolicyEngine:
         active = self._active_windows(now)
         overrides = self._in_force(now.timestamp())
         states = {
-            name: _state(policy, active, overrides, self._bits, self._protected)
+            name: _state(policy, active, overrides, self._bits, self._protected, self._locked)
             for name, policy in self._policies.items()
         }
         if states != self._states:
@@ -529,14 +558,25 @@ class PolicyEngine:
 
     def _evaluate(self, policy: _GroupPolicy, state: _GroupState, name: str) -> Decision:
         group = policy.name
+        mask = self._categories.index.match(name)
+        if mask & self._locked:
+            bit, category = self._first(mask & self._locked)
+            return Decision(
+                "block",
+                "locked",
+                group,
+                policy.block_mode,
+                category=category,
+                detail=f"{category} is locked: blocked for everyone at all times, and nobody can allow it",
+            )
         hits = _list_hits(policy.lists, name)
         if state.domain_overrides:
             override = _domain_override(state.domain_overrides, name)
             if override is not None:
                 if override.kind == "allow":
-                    kept = self._kept_despite_override(policy, state, name, hits)
+                    kept = self._kept_despite_override(policy, state, name, hits, mask)
                     if kept:
-                        decision = self._evaluate_rules(policy, state, name, hits)
+                        decision = self._evaluate_rules(policy, state, name, hits, mask)
                         if decision.action == "allow":
                             return decision
                         return replace(decision, detail=f"{decision.detail}; {kept}, so the {override.label} does not lift it")
@@ -548,10 +588,10 @@ class PolicyEngine:
                     detail=f"{override.domain} is {'allowed' if override.kind == 'allow' else 'blocked'} "
                     f"for {group} by an {override.label}",
                 )
-        return self._evaluate_rules(policy, state, name, hits)
+        return self._evaluate_rules(policy, state, name, hits, mask)
 
     def _kept_despite_override(
-        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]]
+        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]], mask: int
     ) -> str:
         """What keeps ``name`` from a teacher's allow override: a bypass name, the global deny
         list or a protected category blocked now ("" when nothing does)."""
@@ -559,15 +599,16 @@ class PolicyEngine:
             return "it is a bypass name"
         if any(rank == _GLOBAL_DENY for rank, _ in hits):
             return "it is on the global deny list"
-        protected = self._categories.index.match(name) & state.blocked & self._protected
+        protected = mask & state.blocked & self._protected
         if protected:
             return f"{self._first(protected)[1]} is a protected category"
         return ""
 
     def _evaluate_rules(
-        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]]
+        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]], mask: int
     ) -> Decision:
-        """Every rule after the teacher's domain overrides, in the order of the module docstring."""
+        """Every rule after the locked categories and the teacher's domain overrides, in the
+        order of the module docstring; ``mask`` is the name's category mask."""
         group = policy.name
         bypass = BYPASS_NAMES.get(name) if policy.bypass_protection else None
         if bypass is not None:
@@ -584,7 +625,7 @@ class PolicyEngine:
         if hits and hits[0][0] <= _GLOBAL_ALLOW:
             rank, entry = hits[0]
             detail = _on_list(name, entry, rank, group)
-            overridden = self._categories.index.match(name) & state.blocked
+            overridden = mask & state.blocked
             if not overridden:
                 return Decision("allow", "allow-list", group, policy.block_mode, detail=detail)
             bit, category = self._first(overridden)
@@ -603,9 +644,12 @@ class PolicyEngine:
             rank, entry = hits[0]
             return Decision("block", "deny-list", group, policy.block_mode, detail=_on_list(name, entry, rank, group))
 
-        mask = self._categories.index.match(name)
-        if mask & state.blocked:
-            return self._category_decision(policy, state, mask & state.blocked)
+        blocked = mask & state.blocked
+        if blocked:
+            # Only names some list blocks pay for the essential check.
+            entry = self._essential_entry(name, blocked) if policy.essential and self._essential else None
+            if entry is None:
+                return self._category_decision(policy, state, blocked)
 
         target = safe_search_target(name, policy.safe_search)
         if target is not None:
@@ -618,10 +662,48 @@ class PolicyEngine:
                 detail=f"safe search for {group} answers {name} with {target}",
             )
 
+        if blocked:
+            return self._kept_essential(policy, entry, blocked)
         if not mask:
             return policy.default_allow
         # Listed but not blocked now: name the category, preferring one an open rule allows.
         return self._category_decision(policy, state, mask & state.allowed or mask)
+
+    def _essential_entry(self, name: str, blocked: int) -> EssentialEntry | None:
+        """The essential entry covering ``name``, unless a list blocks a name *below* that
+        entry: a listing of the entry or a parent of it is the list over-reaching (UT1 listing
+        teams.microsoft.com as chat), one of a single host under it is specific knowledge (a
+        phishing page on one SharePoint tenant) and still blocks."""
+        suffix = name
+        while (entry := self._essential.get(suffix)) is None:
+            dot = suffix.find(".")
+            if dot < 0:
+                return None
+            suffix = suffix[dot + 1 :]
+        for listed, categories in self._categories.index.explain(name):
+            if categories & blocked and len(listed) > len(entry.name):
+                return None
+        return entry
+
+    def _kept_essential(self, policy: _GroupPolicy, entry: EssentialEntry, blocked: int) -> Decision:
+        """"kept reachable: essential (Microsoft Teams) — listed by chat (UT1 chat)"."""
+        blocked_names = self._names(blocked)
+        sources = {}
+        for category, source in self._essential_hits.get(entry.name, ()):
+            if category in blocked_names:
+                sources.setdefault(category, []).append(source)
+        listed = ", ".join(
+            f"{category} ({', '.join(sources[category])})" if category in sources else category
+            for category in blocked_names
+        )
+        return Decision(
+            "allow",
+            "essential",
+            policy.name,
+            policy.block_mode,
+            category=blocked_names[0],
+            detail=f"kept reachable: essential ({entry.service}) — listed by {listed}",
+        )
 
     def _category_decision(self, policy: _GroupPolicy, state: _GroupState, mask: int) -> Decision:
         """The verdict for a name listed in the categories of ``mask`` (the first one

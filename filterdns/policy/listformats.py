@@ -8,6 +8,10 @@ Supported syntaxes, one rule per line:
   cosmetic, URL and regex rules cannot be expressed in DNS and are counted as *unsupported*
 * ``wildcard`` – ``*.example.com``
 * ``dnsmasq``  – ``address=/example.com/…``, ``local=/example.com/``, ``server=/example.com/…``
+* ``urls``     – licensed URL lists (IWF, CTIRU): ``example.com``, ``example.com/`` or
+  ``https://example.com/`` block the site; ``example.com/some/page`` names one page, which DNS
+  cannot block without blocking the whole site, so it is counted in ``url_entries`` instead.
+  Never detected by ``auto``: a URL list must be named as one.
 
 Every listed name also covers its subdomains (that is the index's job, not the parser's), so
 ``*.example.com`` and ``||example.com^`` both yield ``example.com``. ``auto`` recognises each
@@ -38,7 +42,7 @@ MAX_BAD_EXAMPLES = 5
 _MAX_EXAMPLE_CHARS = 200
 _CHUNK_CHARS = 1 << 18
 
-FORMATS = ("auto", "domains", "hosts", "adblock", "wildcard", "dnsmasq")
+FORMATS = ("auto", "domains", "hosts", "adblock", "wildcard", "dnsmasq", "urls")
 
 # Names that hosts files map to themselves as boilerplate, not as block entries.
 _LOCAL_NAMES = frozenset(
@@ -82,6 +86,7 @@ class ParsedList:
     bad_lines: int = 0
     bad_examples: list[tuple[int, str]] = field(default_factory=list)  # (line number, line), first few
     unsupported_lines: int = 0
+    url_entries: int = 0  # "urls" format: entries naming a page, not a whole site
 
     @property
     def mostly_a_list(self) -> bool:
@@ -174,11 +179,13 @@ def _parse_remaining_lines(text: str, first_line: int, fmt: str, result: ParsedL
             result.add_bad(lineno, line)
         elif problem == "unsupported":
             result.unsupported_lines += 1
+        elif problem == "url":
+            result.url_entries += 1
 
 
 # -- the per-line parser: complete rules, used for whatever the fast patterns left -----------------
 
-_LineResult = tuple[tuple[str, ...], bool, str | None]  # (names, are exceptions, None | "bad" | "unsupported")
+_LineResult = tuple[tuple[str, ...], bool, str | None]  # (names, are exceptions, None | "bad" | "unsupported" | "url")
 _SKIP: _LineResult = ((), False, None)
 _BAD: _LineResult = ((), False, "bad")
 _UNSUPPORTED: _LineResult = ((), False, "unsupported")
@@ -190,6 +197,8 @@ def _parse_line(line: str, fmt: str) -> _LineResult:
         return _SKIP
     if "#" in line and (comment := _INLINE_COMMENT.search(line)) is not None:
         line = line[: comment.start()].rstrip()
+    if fmt == "urls":
+        return _parse_url_line(line)
     syntax = _syntax_of(line)
     if fmt != "auto" and syntax != fmt:
         return _BAD
@@ -278,6 +287,18 @@ def _parse_dnsmasq_line(line: str) -> _LineResult:
     return tuple(names), False, None
 
 
+def _parse_url_line(line: str) -> _LineResult:
+    """A licensed-list entry: a site (enforced) or one page on a site ("url": reported only)."""
+    _, separator, rest = line.partition("://")
+    host, slash, path = (rest if separator else line).partition("/")
+    name = normalize_domain(host.rpartition("@")[2].partition(":")[0])
+    if name is None or "." not in name:
+        return _BAD
+    if path.strip("/"):
+        return (), False, "url"
+    return (name,), False, None
+
+
 def _unusable(text: str) -> str:
     """How to count a rule whose name is not a domain: an IP address is "unsupported"."""
     return "unsupported" if _is_ip_address(text) else "bad"
@@ -346,4 +367,5 @@ _FAST_PATTERNS: dict[str, tuple[_FastPass, ...]] = {
     "adblock": _ADBLOCK_PASSES,
     "wildcard": ((_FAST_WILDCARD, False, None),),
     "dnsmasq": ((_FAST_DNSMASQ, False, None),),
+    "urls": ((_FAST_DOMAINS, False, None),),
 }

@@ -52,7 +52,7 @@ def build_policy(config: Config, categories: CategorySet | None = None) -> Polic
     reuses the index) and compile groups and schedules. Slow for big lists: run in a thread."""
     if categories is None:
         categories = build_category_set(
-            config.categories, lists_cache_dir(config), config.folder, config.list_file_roots
+            config.categories, lists_cache_dir(config), config.folder, config.list_file_roots, config.essential_names
         )
     return Policy(
         categories=categories,
@@ -114,6 +114,7 @@ class ActivePolicy:
             same_lists = (
                 self.policy is not None
                 and version.config.categories == self.config.categories
+                and version.config.essential == self.config.essential  # list health names them
                 and local_list_stamp(version.config.categories, version.config.folder) == self._lists_stamp
             )
             categories = self.policy.categories if same_lists and self.policy else None
@@ -142,6 +143,7 @@ class ActivePolicy:
                 lists_cache_dir(config),
                 config.folder,
                 config.list_file_roots,
+                config.essential_names,
                 log_level=logging.getLevelName(logging.getLogger().level).lower(),
                 log_format=config.log.format,
             )

@@ -8,6 +8,7 @@ from typing import Any
 
 from filterdns.config import values as v
 from filterdns.config.model import GroupConfig, SafeSearchConfig, ScheduledRule
+from filterdns.config.sections.categories import LOCKED_CATEGORY
 from filterdns.config.yamlnodes import Parser, Reader, read_flat
 
 
@@ -32,14 +33,26 @@ def _known_schedule(schedules: Collection[str]) -> Parser:
     return parse
 
 
-def _read_rules(reader: Reader, category: Parser, schedule: Parser) -> tuple[ScheduledRule, ...]:
+def _allowable(category: Parser, locked: Collection[str]) -> Parser:
+    """A category a rule may allow: a defined one that is not locked."""
+
+    def parse(value: Any) -> str:
+        name = category(value)
+        if name in locked:
+            raise ValueError(LOCKED_CATEGORY.format(name=name))
+        return name
+
+    return parse
+
+
+def _read_rules(reader: Reader, category: Parser, allowable: Parser, schedule: Parser) -> tuple[ScheduledRule, ...]:
     """``rules: [{during, block, allow}]``: what a group's schedules switch on and off."""
     rules = []
     for i, item in enumerate(reader.items("rules")):
         sub = Reader(reader.ctx, item, f"{reader.path}.rules[{i}]")
         during = sub.get("during", schedule, None)
         block = sub.get_list("block", category)
-        allow = sub.get_list("allow", category)
+        allow = sub.get_list("allow", allowable)
         sub.finish()
         if sub.node_of("during") is None:
             reader.ctx.fail(item, sub.path, "a rule needs 'during: <schedule name>'")
@@ -50,14 +63,18 @@ def _read_rules(reader: Reader, category: Parser, schedule: Parser) -> tuple[Sch
     return tuple(rules)
 
 
-def read_groups(reader: Reader, categories: Collection[str], schedules: Collection[str]) -> list[GroupConfig]:
+def read_groups(
+    reader: Reader, categories: Collection[str], schedules: Collection[str], locked: Collection[str] = ()
+) -> list[GroupConfig]:
     """``groups: {NAME: {description, networks, macs, block, rules, allow, deny, safe_search,
-    block_mode, bypass_protection, site}}``; names of categories and schedules are checked."""
+    block_mode, bypass_protection, essential, site}}``; names of categories and schedules are
+    checked, and no rule may allow a ``locked`` category."""
     category, schedule = known_category(categories), _known_schedule(schedules)
+    allowable = _allowable(category, locked)
     groups = []
     for name, node in reader.named("groups", "group"):
         sub = Reader(reader.ctx, node, f"groups.{name}")
-        rules = _read_rules(sub, category, schedule)
+        rules = _read_rules(sub, category, allowable, schedule)
         safe_search = read_flat(
             sub.sub("safe_search"), SafeSearchConfig, {"search": v.boolean, "youtube": v.youtube_mode}
         )
@@ -67,6 +84,7 @@ def read_groups(reader: Reader, categories: Collection[str], schedules: Collecti
                 "description": v.text,
                 "block_mode": v.block_mode,
                 "bypass_protection": v.boolean,
+                "essential": v.boolean,
                 "site": v.text,
             },
         )

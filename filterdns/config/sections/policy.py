@@ -15,6 +15,7 @@ from filterdns.config import values as v
 from filterdns.config.model import BlockingConfig, Config, GroupConfig
 from filterdns.config.sections.alerts import read_alerts
 from filterdns.config.sections.categories import read_catalogue, read_categories
+from filterdns.config.sections.essential import read_essential_extra
 from filterdns.config.sections.groups import read_groups
 from filterdns.config.sections.schedules import read_schedules
 from filterdns.config.yamlnodes import Context, Node, Reader, default_of, node_at, read_flat
@@ -27,10 +28,11 @@ def read_policy(top: Reader, base: Path) -> dict[str, Any]:
     they are written in a policy document. Paths in it are relative to ``base``."""
     timezone = top.get("timezone", v.parse_timezone, default_of(Config, "timezone"))
     trusted_forwarders = top.get_list("trusted_forwarders", v.parse_network)
-    categories = read_catalogue(top, base)
-    categories.update(read_categories(top, base))
+    categories, essential = read_catalogue(top, base)
+    locked = frozenset(name for name, category in categories.items() if category.locked)
+    categories.update(read_categories(top, base, locked))
     schedules = read_schedules(top, timezone)
-    groups = read_groups(top, categories, schedules)
+    groups = read_groups(top, categories, schedules, locked)
     default_group = top.get("default_group", v.text, default_of(Config, "default_group"))
     if default_group not in {g.name for g in groups}:
         groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
@@ -50,6 +52,7 @@ def read_policy(top: Reader, base: Path) -> dict[str, Any]:
         ),
         "protected_categories": top.get_list("protected_categories", v.text)
         or default_of(Config, "protected_categories"),
+        "essential": essential + read_essential_extra(top),
         "alert_rules": read_alerts(top.sub("alerts"), categories, [g.name for g in groups]),
     }
     _check_policy(top, policy)

@@ -50,7 +50,11 @@ def read_metrics(reader: Reader) -> Endpoint | None:
 
 
 def read_lists(reader: Reader) -> ListsConfig:
-    return read_flat(reader, ListsConfig, {"refresh_interval": v.refresh_interval, "download_timeout": v.parse_duration})
+    return read_flat(
+        reader,
+        ListsConfig,
+        {"refresh_interval": v.refresh_interval, "download_timeout": v.parse_duration, "essential_alert_share": v.share},
+    )
 
 
 def read_store(reader: Reader) -> StoreConfig:

@@ -4,6 +4,8 @@ An allow for a public suffix allows every site registered below it, so whatever 
 a pupil's review request can ask for must be a name below one. The Public Suffix List comes
 from the ``publicsuffixlist`` package, which ships the list offline (no download at start)
 with both its ICANN and private sections, so ``github.io`` and ``blogspot.com`` count too.
+It sits at the top of the package, like ``names``: the config loader (essential entries) and
+the policy engine (what an override may lift) both ask it.
 """
 
 from __future__ import annotations
