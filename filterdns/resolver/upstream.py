@@ -16,7 +16,12 @@ server within the same overall time budget (``UpstreamConfig.timeout``). Servers
 ``failure_threshold`` times in a row rest for ``retry_after`` seconds; after that one query
 probes them first. When every server is resting all are asked anyway, in order: there is
 nothing better to do. Among healthy servers the fastest (smoothed latency) is asked first,
-with config order deciding between servers of similar speed.
+with config order deciding between servers of similar speed. A server going to rest is
+logged once as a WARNING (name, address, why, how many failures) and its recovery once as
+INFO: one line per change of state, never one per query.
+
+The sockets and connections themselves, and matching replies to queries, are in
+``upstream_channels``.
 
 The pool forwards whatever EDNS the query carries and may return a reply larger than the
 client's UDP limit (after a TCP retry); truncating for the client is the listener's job.
@@ -25,17 +30,36 @@ client's UDP limit (after a TCP retry); truncating for the client is the listene
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from filterdns.config.model import UpstreamConfig, UpstreamServerConfig
+from filterdns.resolver.upstream_channels import (
+    DEADLINE_SLOT,
+    AttemptFailed,
+    Question,
+    TcpChannel,
+    UdpSocket,
+    UdpSockets,
+)
 from filterdns.wire.rcodes import RCODE_REFUSED, RCODE_SERVFAIL
+
+log = logging.getLogger("filterdns.upstream")
+
+# What each kind of failed attempt means, for the log.
+FAILURE_REASONS = {
+    "timeout": "no reply in time",
+    "servfail": "it answered SERVFAIL",
+    "refused": "it answered REFUSED",
+    "tcp": "the TCP connection failed",
+    "network": "the network refused (nothing listening, or unreachable)",
+}
 
 SOCKETS_PER_SERVER = 16
 # A socket (and so its source port) is replaced after this many queries or seconds.
@@ -49,14 +73,7 @@ EWMA_WEIGHT = 0.2
 LATENCY_FLOOR_MS = 5.0
 LATENCY_BAND = 1.25
 
-_FLAG_QR = 0x80  # in the third header byte
 _FLAG_TC = 0x02  # in the third header byte
-_MAX_MESSAGE = 65535
-# UDP timeouts are kept in slots of this many seconds, one loop timer per slot.
-_DEADLINE_SLOT = 0.01
-
-# (lower-cased wire-format question name, type and class bytes)
-_Question = tuple[bytes, bytes]
 
 
 class UpstreamError(Exception):
@@ -97,225 +114,6 @@ class UpstreamHealth:
     errors: int  # failed attempts (timeouts, errors, SERVFAIL, REFUSED)
 
 
-class _AttemptFailed(Exception):
-    """One server did not give a usable reply; ``kind`` as in ``UpstreamObserver``."""
-
-    def __init__(self, kind: str):
-        super().__init__(kind)
-        self.kind = kind
-
-
-class _Channel:
-    """Queries in flight on one socket or connection, keyed by ID, and the reply check.
-
-    ``waiting[id] = (future, question, deadline slot)``. Whoever settles a query removes
-    its entry: the reply, the timeout or a connection failure. A late or duplicate reply
-    then finds no entry and is counted as a mismatch.
-    """
-
-    __slots__ = ("server", "waiting")
-
-    def __init__(self, server: _Server):
-        self.server = server
-        self.waiting: dict[int, tuple[asyncio.Future[bytes], _Question, int]] = {}
-
-    def new_id(self, getrandbits: Callable[[int], int]) -> int:
-        qid = getrandbits(16)
-        while qid in self.waiting:
-            qid = getrandbits(16)
-        return qid
-
-    def deliver(self, data: bytes) -> None:
-        """Wake the query this reply answers; anything else is counted and dropped."""
-        if len(data) >= 12:
-            qid = (data[0] << 8) | data[1]
-            entry = self.waiting.get(qid)
-            if entry is not None:
-                future, (name, type_class), _ = entry
-                end = 12 + len(name)
-                if (
-                    data[2] & _FLAG_QR
-                    and data[4] == 0
-                    and data[5] == 1
-                    and data[12:end].lower() == name
-                    and data[end : end + 4] == type_class
-                ):
-                    del self.waiting[qid]
-                    if not future.done():  # the waiting coroutine may have been cancelled
-                        future.set_result(data)
-                    return
-        self.server.report_error("mismatch")
-
-    def forget(self, qid: int, future: asyncio.Future[bytes]) -> None:
-        """Drop the entry for ``qid`` if it still belongs to ``future`` (IDs are reused)."""
-        entry = self.waiting.get(qid)
-        if entry is not None and entry[0] is future:
-            del self.waiting[qid]
-
-    def fail_all(self, exc: BaseException) -> None:
-        for future, _, _ in self.waiting.values():
-            if not future.done():
-                future.set_exception(exc)
-        self.waiting.clear()
-
-
-class _UdpSocket(_Channel):
-    """A non-blocking UDP socket connected to one upstream, read via ``loop.add_reader``."""
-
-    __slots__ = ("loop", "sock", "sent", "born", "serial")
-
-    def __init__(
-        self, server: _Server, loop: asyncio.AbstractEventLoop, now: float, serial: int
-    ):
-        super().__init__(server)
-        endpoint = server.config.endpoint
-        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            # connect() makes the kernel pick a random ephemeral source port and drop
-            # datagrams from anyone but the upstream.
-            sock.connect((endpoint.host, endpoint.port))
-            loop.add_reader(sock.fileno(), self._readable)
-        except BaseException:
-            sock.close()
-            raise
-        self.loop = loop
-        self.sock = sock
-        self.sent = 0
-        self.born = now
-        self.serial = serial  # names the socket in _UdpSockets
-
-    def _readable(self) -> None:
-        try:
-            data = self.sock.recv(_MAX_MESSAGE)
-        except BlockingIOError:
-            return
-        except OSError:
-            # An ICMP error (port unreachable, ...) on a connected socket: the upstream
-            # is not there, so nothing waiting on this socket will be answered.
-            self.fail_all(_AttemptFailed("network"))
-            return
-        self.deliver(data)
-
-    def close(self) -> None:
-        if self.sock.fileno() >= 0:
-            self.loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-        self.fail_all(_AttemptFailed("network"))
-
-
-class _UdpSockets:
-    """All UDP sockets of a pool, by serial number, and the timeouts of their queries.
-
-    Timeouts are kept in ``_DEADLINE_SLOT`` slots: one loop timer per slot instead of one
-    per query, which was most of the cost of a timer on the hot path. A query may time out
-    up to one slot early, never late. Slots hold plain ints (socket serial << 16 | ID), not
-    references: a second's worth of tuples holding futures kept the garbage collector busy.
-    """
-
-    __slots__ = ("loop", "sockets", "slots", "timers", "next_serial")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.sockets: dict[int, _UdpSocket] = {}
-        self.slots: dict[int, list[int]] = {}
-        self.timers: dict[int, asyncio.TimerHandle] = {}
-        self.next_serial = 0
-
-    def new_socket(self, server: _Server, now: float) -> _UdpSocket:
-        self.next_serial += 1
-        sock = _UdpSocket(server, self.loop, now, self.next_serial)
-        self.sockets[sock.serial] = sock
-        return sock
-
-    def close_socket(self, sock: _UdpSocket) -> None:
-        self.sockets.pop(sock.serial, None)
-        sock.close()
-
-    def deadline_slot(self, deadline: float, sock: _UdpSocket, qid: int) -> int:
-        """Register the query's deadline; returns the slot to keep in its waiting entry."""
-        slot = int(deadline / _DEADLINE_SLOT)
-        keys = self.slots.get(slot)
-        if keys is None:
-            keys = self.slots[slot] = []
-            self.timers[slot] = self.loop.call_at(slot * _DEADLINE_SLOT, self._expire, slot)
-        keys.append(sock.serial << 16 | qid)
-        return slot
-
-    def _expire(self, slot: int) -> None:
-        del self.timers[slot]
-        for key in self.slots.pop(slot):
-            sock = self.sockets.get(key >> 16)
-            if sock is None:
-                continue
-            qid = key & 0xFFFF
-            entry = sock.waiting.get(qid)
-            # The slot check skips a newer query that reused the ID. Entries of cancelled
-            # queries (future already done) are cleared here too.
-            if entry is not None and entry[2] == slot:
-                del sock.waiting[qid]
-                if not entry[0].done():
-                    entry[0].set_exception(_AttemptFailed("timeout"))
-
-    def close(self, exc: BaseException) -> None:
-        """Close every socket, replaced ones included; their waiting queries get ``exc``."""
-        for timer in self.timers.values():
-            timer.cancel()
-        self.timers.clear()
-        self.slots.clear()
-        for sock in self.sockets.values():
-            sock.fail_all(exc)
-            sock.close()
-        self.sockets.clear()
-
-
-class _TcpChannel(_Channel):
-    """One persistent, pipelined TCP connection (RFC 7766), opened on first use.
-
-    Used for every query to a TCP-only upstream and for retries of truncated UDP replies.
-    """
-
-    __slots__ = ("writer", "reader_task", "lock")
-
-    def __init__(self, server: _Server):
-        super().__init__(server)
-        self.writer: asyncio.StreamWriter | None = None
-        self.reader_task: asyncio.Task[None] | None = None
-        self.lock = asyncio.Lock()
-
-    async def send(self, message: bytes) -> bool:
-        """Send on the open connection, opening one if needed; True if it was already open."""
-        reused = True
-        async with self.lock:
-            if self.writer is None:
-                endpoint = self.server.config.endpoint
-                reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
-                self.writer = writer
-                self.reader_task = asyncio.create_task(self._read(reader, writer))
-                reused = False
-        self.writer.write(len(message).to_bytes(2, "big") + message)
-        return reused
-
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                size = int.from_bytes(await reader.readexactly(2), "big")
-                self.deliver(await reader.readexactly(size))
-        except (asyncio.IncompleteReadError, OSError):
-            pass
-        finally:
-            if self.writer is writer:
-                self.writer = None
-            writer.close()
-            self.fail_all(_AttemptFailed("tcp"))
-
-    async def close(self) -> None:
-        if self.reader_task is not None:
-            self.reader_task.cancel()
-            await asyncio.gather(self.reader_task, return_exceptions=True)
-
-
 class _Server:
     """One upstream: its sockets and its health."""
 
@@ -342,9 +140,9 @@ class _Server:
         self.index = index
         self.tcp_only = config.protocol == "tcp"
         self.observer = observer
-        self.sockets: list[_UdpSocket] = []
+        self.sockets: list[UdpSocket] = []
         self.next_socket = 0
-        self.tcp = _TcpChannel(self)
+        self.tcp = TcpChannel(self)
         self.failures = 0
         self.retry_at = 0.0
         self.latency_ms: float | None = None
@@ -382,8 +180,13 @@ class UpstreamPool:
         self._random = random.Random(os.urandom(16))
         self._getrandbits = self._random.getrandbits
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._udp: _UdpSockets | None = None
+        self._udp: UdpSockets | None = None
         self._closed = False
+
+    @property
+    def all_down(self) -> bool:
+        """Every server is resting: a query now would most likely wait for nothing."""
+        return self._down == len(self._servers)
 
     @property
     def pending(self) -> int:
@@ -393,7 +196,7 @@ class UpstreamPool:
     async def start(self) -> None:
         """Open the UDP sockets on the running loop (TCP connections open on first use)."""
         self._loop = loop = asyncio.get_running_loop()
-        self._udp = udp = _UdpSockets(loop)
+        self._udp = udp = UdpSockets(loop)
         for server in self._servers:
             if not server.tcp_only:
                 server.sockets = [
@@ -463,7 +266,7 @@ class UpstreamPool:
                         reply = await self._send_udp(server, query, question, now, attempt_deadline)
                         if reply[2] & _FLAG_TC:
                             reply = await self._ask_tcp(server, query, question, attempt_deadline)
-                except _AttemptFailed as failure:
+                except AttemptFailed as failure:
                     self._failed(server, failure.kind)
                     continue
                 rcode = reply[3] & 0x0F
@@ -480,10 +283,10 @@ class UpstreamPool:
         raise UpstreamUnavailable("no upstream answered in time")
 
     def _send_udp(
-        self, server: _Server, query: bytes, question: _Question, now: float, deadline: float
+        self, server: _Server, query: bytes, question: Question, now: float, deadline: float
     ) -> asyncio.Future[bytes]:
         """Send on the server's next UDP socket. The future gets the reply or, on timeout or
-        network error, ``_AttemptFailed``. A plain function returning a future, not a
+        network error, ``AttemptFailed``. A plain function returning a future, not a
         coroutine: one frame less on the hot path."""
         future = self._loop.create_future()
         try:
@@ -491,24 +294,24 @@ class UpstreamPool:
             qid = sock.new_id(self._getrandbits)
             sock.sock.send(qid.to_bytes(2, "big") + query[2:])
         except OSError:
-            future.set_exception(_AttemptFailed("network"))
+            future.set_exception(AttemptFailed("network"))
             return future
         sock.waiting[qid] = (future, question, self._udp.deadline_slot(deadline, sock, qid))
         return future
 
     async def _ask_tcp(
-        self, server: _Server, query: bytes, question: _Question, deadline: float
+        self, server: _Server, query: bytes, question: Question, deadline: float
     ) -> bytes:
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._tcp_exchange(server.tcp, query, question, retry=True)
         except TimeoutError:
-            raise _AttemptFailed("timeout") from None
+            raise AttemptFailed("timeout") from None
         except OSError:
-            raise _AttemptFailed("tcp") from None
+            raise AttemptFailed("tcp") from None
 
     async def _tcp_exchange(
-        self, channel: _TcpChannel, query: bytes, question: _Question, *, retry: bool
+        self, channel: TcpChannel, query: bytes, question: Question, *, retry: bool
     ) -> bytes:
         """One query over the TCP connection. Servers may close idle connections (RFC 7766),
         possibly just as we send, so a query lost with a reused connection is sent once
@@ -519,14 +322,14 @@ class UpstreamPool:
         try:
             reused = await channel.send(qid.to_bytes(2, "big") + query[2:])
             return await future
-        except _AttemptFailed:
+        except AttemptFailed:
             if not (retry and reused):
                 raise
         finally:
             channel.forget(qid, future)
         return await self._tcp_exchange(channel, query, question, retry=False)
 
-    def _udp_socket(self, server: _Server, now: float) -> _UdpSocket:
+    def _udp_socket(self, server: _Server, now: float) -> UdpSocket:
         """The next socket in rotation, replaced when it has served long enough."""
         index = server.next_socket
         server.next_socket = (index + 1) % SOCKETS_PER_SERVER
@@ -541,9 +344,9 @@ class UpstreamPool:
             self._random.seed(os.urandom(16))
         return sock
 
-    def _retire(self, sock: _UdpSocket) -> None:
+    def _retire(self, sock: UdpSocket) -> None:
         """Close a replaced socket once every query sent on it has timed out at the latest."""
-        delay = self._config.timeout + _DEADLINE_SLOT
+        delay = self._config.timeout + DEADLINE_SLOT
         self._loop.call_later(delay, self._udp.close_socket, sock)
 
     # --- health ---------------------------------------------------------------------------
@@ -569,12 +372,17 @@ class UpstreamPool:
         if server.failures >= self._config.failure_threshold:
             if server.failures == self._config.failure_threshold:
                 self._down += 1
+                log.warning(
+                    "upstream %s is unhealthy: %s, %d failures in a row; trying it again every %g s",
+                    describe(server.config), FAILURE_REASONS.get(kind, kind), server.failures, self._config.retry_after,
+                )  # fmt: skip
             server.retry_at = self._clock() + self._config.retry_after
         server.report_error(kind)
 
     def _answered(self, server: _Server, seconds: float) -> None:
         if server.failures >= self._config.failure_threshold:
             self._down -= 1
+            log.info("upstream %s answers again after %d failures", describe(server.config), server.failures)
         server.failures = 0
         ms = seconds * 1000.0
         if server.latency_ms is None:
@@ -587,6 +395,12 @@ class UpstreamPool:
             self._order = sorted(self._servers, key=lambda s: (s.bucket, s.index))
         if server.observer is not None:
             server.observer.on_upstream_answer(server.label, seconds)
+
+
+def describe(server: UpstreamServerConfig) -> str:
+    """An upstream for the log: its name (when it has one), address and protocol."""
+    where = f"{server.endpoint} over {server.protocol.upper()}"
+    return f"{server.name} ({where})" if server.name else where
 
 
 def _question_end(query: bytes) -> int:

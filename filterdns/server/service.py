@@ -26,7 +26,7 @@ from filterdns.resolver.cache import AnswerCache
 from filterdns.resolver.forward import Forwarder
 from filterdns.resolver.pipeline import QueryPipeline
 from filterdns.resolver.recorder import Recorder
-from filterdns.resolver.upstream import UpstreamPool
+from filterdns.resolver.upstream import UpstreamPool, describe
 from filterdns.server.active_policy import ActivePolicy, lists_cache_dir
 from filterdns.server.control import Control
 from filterdns.server.jobs import BackgroundJobs
@@ -104,7 +104,7 @@ class Service:
             drop_privileges(config.server.user, config.data_dir)
         # Everything that writes files or opens outbound sockets starts after the switch.
         await self.upstream.start()
-        log.info("upstreams: %s", ", ".join(f"{s.label} ({s.protocol})" for s in config.upstream.servers))
+        log.info("upstreams: %s", ", ".join(map(describe, config.upstream.servers)))
         await self.recorder.start()
         if config.metrics_listen is not None and primary:
             self._metrics_runner = await self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
