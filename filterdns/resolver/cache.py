@@ -184,6 +184,15 @@ class AnswerCache:
         del self._entries[key]
         self._counted_down.pop(key, None)
 
+    def has_stale(self, key: bytes, max_stale: float) -> bool:
+        """Whether ``get_stale`` would serve ``key`` now: an entry expired at most
+        ``max_stale`` seconds ago and still retained. Cheap: nothing is assembled."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        age = self._clock() - entry[_EXPIRES_AT]
+        return 0 <= age <= max_stale and age < self._stale_retention
+
     def get_stale(
         self, key: bytes, query_id: bytes, question: bytes, max_stale: float, stale_ttl: int = 30
     ) -> bytes | None:

@@ -8,7 +8,9 @@ upstream: the school's network layout and pupils' devices are nobody else's busi
 
 from __future__ import annotations
 
+import asyncio
 import struct
+from collections.abc import Coroutine
 
 import dnslib
 
@@ -24,6 +26,9 @@ from filterdns.wire.records import WireError, parse_layout, skip_name, without_o
 # each client afterwards, so one large cached answer serves every kind of client.
 UPSTREAM_PAYLOAD = 1232
 Z_BIT = 0x40  # in the second flags byte
+# RFC 8767 5: how long a client waits for a refresh before it gets the stale answer.
+STALE_ANSWER_AFTER = 1.8
+STALE = "stale"  # the label of an answer served stale
 
 
 class Forwarder:
@@ -35,6 +40,8 @@ class Forwarder:
         # Names a cached answer's CNAME chain goes through, kept beside the cache so that
         # every hit can be checked against the asking group's policy without reparsing.
         self._cname_targets: dict[bytes, tuple[str, ...]] = {}
+        # The refresh probing the upstreams while all of them rest (one at a time).
+        self._probe: asyncio.Future | None = None
 
     def cached(self, query: Query) -> bytes | None:
         return self.cache.get(query.cache_key, query.id_bytes, query.question)
@@ -65,15 +72,48 @@ class Forwarder:
 
     async def resolve(self, query: Query) -> tuple[bytes, str]:
         """Ask upstream; returns (answer without OPT, label of the upstream that answered, or
-        "stale" for an expired cached answer served while every upstream fails, RFC 8767).
-        Raises the upstream pool's errors when there is nothing stale to serve."""
+        "stale" for an expired cached answer, RFC 8767). Raises the upstream pool's errors
+        when there is nothing stale to serve.
+
+        Without a stale answer to fall back on (the common miss: one dict lookup more) this
+        just waits for the upstream. With one, the client waits at most
+        ``STALE_ANSWER_AFTER`` seconds (RFC 8767's client response timer) before it gets the
+        stale answer while the refresh goes on; and while every upstream is resting it gets
+        the stale answer at once, one lookup at a time probing the upstreams in the
+        background. Whatever a refresh brings back goes into the cache."""
+        if self._stale_max_age <= 0 or not self.cache.has_stale(query.cache_key, self._stale_max_age):
+            response, label, _ = await self._fetch(query)
+            return response, label
+        if self.upstream.all_down:
+            stale = self._stale(query)
+            if stale is not None:
+                if self._probe is None or self._probe.done():
+                    self._probe = _in_background(self._fetch(query))
+                return stale, STALE
+        fetch = asyncio.ensure_future(self._fetch(query))
+        done, _ = await asyncio.wait((fetch,), timeout=STALE_ANSWER_AFTER)
+        if not done:
+            stale = self._stale(query)
+            if stale is not None:
+                fetch.add_done_callback(_forget_outcome)  # _fetch caches what it gets
+                return stale, STALE
         try:
-            response, label = await self.upstream.resolve(upstream_query(query))
+            response, label, usable = await fetch
         except UpstreamError:
             stale = self._stale(query)
             if stale is None:
                 raise
-            return stale, "stale"
+            return stale, STALE
+        if not usable:
+            stale = self._stale(query)
+            if stale is not None:
+                return stale, STALE
+        return response, label
+
+    async def _fetch(self, query: Query) -> tuple[bytes, str, bool]:
+        """Ask upstream and cache a usable answer; returns (answer without OPT, upstream label,
+        False for SERVFAIL or REFUSED, which are passed on but never cached)."""
+        response, label = await self.upstream.resolve(upstream_query(query))
         # We are not the authority for anything we forward (RFC 1035 4.1.1): clear AA, and
         # the reserved Z bit in case an upstream echoed it.
         response = response[:2] + bytes([response[2] & ~(AA >> 8) & 0xFF, response[3] & ~Z_BIT & 0xFF]) + response[4:]
@@ -83,15 +123,14 @@ class Forwarder:
             raise UpstreamUnavailable(f"malformed answer from {label}: {error}") from None
         response, layout = without_opt(response, layout)
         if layout.rcode in (RCODE_SERVFAIL, RCODE_REFUSED):
-            stale = self._stale(query)
-            return (stale, "stale") if stale is not None else (response, label)
+            return response, label, False
         self.cache.put(query.cache_key, response, layout)
         targets = cname_chain(response)
         if targets:
             if len(self._cname_targets) >= max(1024, self.cache.max_entries):
                 self._cname_targets.pop(next(iter(self._cname_targets)))
             self._cname_targets[query.cache_key] = targets
-        return response, label
+        return response, label, True
 
     def _stale(self, query: Query) -> bytes | None:
         if self._stale_max_age <= 0:
@@ -99,6 +138,18 @@ class Forwarder:
         return self.cache.get_stale(
             query.cache_key, query.id_bytes, query.question, self._stale_max_age, self._stale_ttl
         )
+
+
+def _in_background(refresh: Coroutine) -> asyncio.Future:
+    """Run a refresh nobody waits for; its outcome is only what it leaves in the cache."""
+    task = asyncio.ensure_future(refresh)
+    task.add_done_callback(_forget_outcome)
+    return task
+
+
+def _forget_outcome(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # a failed refresh is the upstream pool's to count and log
 
 
 def _rewrite_key(query: Query, target: str) -> bytes:
