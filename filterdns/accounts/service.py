@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from filterdns.accounts.passwords import NO_PASSWORD, token_hash
-from filterdns.store import ApiToken, Conflict, Store, User
+from filterdns.store import ApiToken, Conflict, Session, Store, User
 from filterdns.store.users import Role
 
 PASSWORD_LINK_DAYS = 14
@@ -93,6 +93,32 @@ class Accounts:
         if deleted:
             await self.store.audit(actor, "token.delete", str(token_id))
         return deleted
+
+    # --- logging in ---------------------------------------------------------------------------
+
+    async def reserve_login_attempt(self, name: str, *, now: float, lock_after: int, lock_seconds: float) -> User | None:
+        """Count an attempt on ``name`` as failed before its password is checked, so that
+        parallel attempts see each other; ``logged_in`` takes it back. ``None``: the account
+        is locked (or gone) and the attempt may not be made."""
+        return await self.store.reserve_login_attempt(name, now=now, lock_after=lock_after, lock_seconds=lock_seconds)
+
+    async def logged_in(self, name: str, *, new_hash: str | None = None) -> None:
+        """A right password: the failures counted are cleared, and ``new_hash`` (the same
+        password hashed with today's parameters) replaces an outdated one."""
+        await self.store.note_login_success(name)
+        if new_hash is not None:
+            await self.store.update_user(name, password_hash=new_hash)
+
+    async def open_session(self, name: str, token: str, *, csrf_token: str, expires: float, now: float) -> Session:
+        """Keep a new session of ``name`` under (the hash of) its cookie value ``token``."""
+        return await self.store.create_session(token_hash(token), name, csrf_token, expires, now=now)
+
+    async def close_session(self, token: str) -> None:
+        await self.store.delete_session(token_hash(token))
+
+    async def use_api_token(self, secret: str) -> ApiToken | None:
+        """The API token a bearer ``secret`` is, noting its use; ``None`` if unknown."""
+        return await self.store.use_api_token(token_hash(secret))
 
     # --- parents ------------------------------------------------------------------------------
 

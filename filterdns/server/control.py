@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import time
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -26,7 +28,7 @@ from filterdns.policy.engine import Explanation
 from filterdns.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import list_sizes
-from filterdns.store import Override, ReviewRequest, Store
+from filterdns.store import Alert, OutboxMessage, Override, ReviewRequest, Store
 
 if TYPE_CHECKING:
     from filterdns.server.service import Service
@@ -34,7 +36,53 @@ if TYPE_CHECKING:
 MAX_OVERRIDE_MINUTES = 24 * 60
 
 
-class Control:
+class StoreChanges:
+    """The console's changes that touch the store alone (the audit log, alerts, the
+    outbox), each with its audit entry. A base of ``Control`` and of the tests' stand-in
+    for it, which differ only in what they do to a running resolver."""
+
+    store: Store
+    config: Config
+
+    async def audit(self, actor: str, action: str, target: str = "", detail: Mapping[str, object] | None = None) -> None:
+        """Record something done that changes nothing else (a login, an export, a share)."""
+        await self.store.audit(actor, action, target, dict(detail or {}))
+
+    async def acknowledge_alert(self, alert: Alert, *, by: str, note: str) -> Alert | None:
+        """Acknowledge ``alert`` with a note; ``None`` if someone did already. The note stays
+        with the alert: the audit log is readable by viewers, and a note can say more about
+        a child than they should see."""
+        done = await self.store.acknowledge_alert(alert.id, by=by, note=note)
+        if done is not None:
+            await self.store.audit(by, "alert.acknowledge", f"alert {alert.id}", {"rule": alert.rule})
+        return done
+
+    async def retry_message(self, message_id: int, *, actor: str) -> bool:
+        """Send a failed outgoing message again; False if there is no such failed message."""
+        message = await self.store.get_message(message_id)
+        if message is None or not await self.store.retry_message(message_id):
+            return False
+        await self.store.audit(actor, "outbox.retry", str(message_id), _described(message))
+        return True
+
+    async def send_test_mail(self, to: str, *, actor: str) -> None:
+        """Queue a mail to ``to`` that says delivery works."""
+        await self.store.enqueue_message(
+            dedup_key=f"test:{uuid.uuid4()}", channel="email", kind="test", recipient=to,
+            subject="filterdns test mail",
+            body_text=(f"This is a test mail from filterdns ({self.config.web.base_url}), sent by {actor} from the "
+                       "console.\nIf you can read it, mail delivery works.\n"),
+        )  # fmt: skip
+        await self.store.audit(actor, "outbox.test", to)
+
+
+def _described(message: OutboxMessage) -> dict[str, str]:
+    """What the audit log keeps about a message (not its body)."""
+    return {"kind": message.kind, "channel": message.channel, "recipient": message.recipient,
+            "last_error": message.last_error}  # fmt: skip
+
+
+class Control(StoreChanges):
     def __init__(self, service: "Service"):
         self._service = service
 

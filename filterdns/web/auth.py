@@ -200,7 +200,7 @@ def safe_next(target: str | None) -> str:
 
 
 async def audit(request: web.Request, actor: str, action: str, target: str = "", **detail: object) -> None:
-    await control_of(request).store.audit(actor, action, target, dict(detail))
+    await control_of(request).audit(actor, action, target, detail)
 
 
 @public
@@ -229,6 +229,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     store = app[CONTROL].store
+    accounts = accounts_of(request)
     now = time.time()
 
     wait = app[THROTTLE].reserve(client, now)
@@ -243,7 +244,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     reason = _refusal(user, now)
     counted: User | None = None
     if user is not None and not reason:
-        counted = await store.reserve_login_attempt(
+        counted = await accounts.reserve_login_attempt(
             user.name, now=now, lock_after=settings.lock_after, lock_seconds=settings.lock_minutes * 60
         )
         reason = "account locked" if counted is None else ""
@@ -263,9 +264,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         return await render(request, "login.html", {"next": target, "name": name, "errors": [message]}, status=401)
 
     app[THROTTLE].forgive(client, now)
-    await store.note_login_success(user.name)
-    if app[PASSWORDS].needs_rehash(user.password_hash):
-        await store.update_user(user.name, password_hash=await app[PASSWORDS].hash(password))
+    new_hash = await app[PASSWORDS].hash(password) if app[PASSWORDS].needs_rehash(user.password_hash) else None
+    await accounts.logged_in(user.name, new_hash=new_hash)
     response = redirect(target)
     await app[SESSIONS].start(response, user, session_token(request))
     await audit(request, user.name, "login", user.name, client=client)

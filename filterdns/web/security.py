@@ -25,6 +25,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from filterdns.accounts.passwords import token_hash
+from filterdns.accounts.service import Accounts
 from filterdns.links import same_secret
 from filterdns.store import Session, User
 from filterdns.web.common import (
@@ -96,17 +97,21 @@ class Sessions:
     def _settings(self) -> WebSettings:
         return self._app[SETTINGS]
 
+    @property
+    def _accounts(self) -> Accounts:
+        return Accounts(self._app[CONTROL].store)
+
     async def start(self, response: web.StreamResponse, user: User, old_token: str | None) -> Session:
         """Log ``user`` in with a fresh token (never reusing one a visitor arrived with, so a
         planted cookie cannot become a login) and end the session they had."""
-        store = self._app[CONTROL].store
         if old_token:
             await self.end(old_token)
         token = secrets.token_urlsafe(32)
         now = time.time()
-        session = await store.create_session(
-            token_hash(token), user.name, secrets.token_urlsafe(32), now + self._settings.session_hours * 3600, now=now
-        )
+        session = await self._accounts.open_session(
+            user.name, token, csrf_token=secrets.token_urlsafe(32), expires=now + self._settings.session_hours * 3600,
+            now=now,
+        )  # fmt: skip
         self._last_seen[session.token_hash] = now
         session_cookie, pre_session_cookie = cookie_names(self._settings)
         _set_cookie(response, session_cookie, token, self._settings)
@@ -131,9 +136,8 @@ class Sessions:
         return session
 
     async def end(self, token: str) -> None:
-        digest = token_hash(token)
-        self._last_seen.pop(digest, None)
-        await self._app[CONTROL].store.delete_session(digest)
+        self._last_seen.pop(token_hash(token), None)
+        await self._accounts.close_session(token)
 
     def _sweep(self, now: float) -> None:
         limit = self._settings.idle_minutes * 60
@@ -167,7 +171,7 @@ async def _identify(request: web.Request) -> Principal | None:
         scheme, _, bearer = authorization.partition(" ")
         if scheme.lower() != "bearer" or not bearer.strip():
             raise _unauthorized(request, "use Authorization: Bearer <token>")
-        api_token = await store.use_api_token(token_hash(bearer.strip()))
+        api_token = await Accounts(store).use_api_token(bearer.strip())
         user = await store.get_user(api_token.user) if api_token else None
         if user is None or user.disabled:
             raise _unauthorized(request, "unknown or revoked API token")

@@ -10,11 +10,9 @@ node holding the "outbox" lease does the sending (within its poll interval).
 from __future__ import annotations
 
 import re
-import uuid
 
 from aiohttp import web
 
-from filterdns.store import OutboxMessage
 from filterdns.store.outbox import STATUSES
 from filterdns.web.auth import require, sees_safeguarding
 from filterdns.web.common import (
@@ -98,12 +96,8 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, to: st
 
 @require("admin")
 async def retry_message(request: web.Request) -> web.StreamResponse:
-    store = control_of(request).store
-    ident = message_id(request)
-    message = await store.get_message(ident)
-    if message is None or not await store.retry_message(ident):
+    if not await control_of(request).retry_message(message_id(request), actor=user_of(request).name):
         raise web.HTTPNotFound(text="No such failed message (it may have been retried already).")
-    await store.audit(user_of(request).name, "outbox.retry", str(ident), _described(message))
     raise web.HTTPSeeOther("/outbox?done=retried")
 
 
@@ -112,23 +106,8 @@ async def send_test_mail(request: web.Request) -> web.StreamResponse:
     to = str((await request.post()).get("to") or "").strip()
     if not _ADDRESS.fullmatch(to):
         return await _page(request, errors=[f"'{to}' is not a mail address such as it@school.org"], to=to, status=422)
-    control = control_of(request)
-    user = user_of(request)
-    console = control.config.web.base_url
-    await control.store.enqueue_message(
-        dedup_key=f"test:{uuid.uuid4()}", channel="email", kind="test", recipient=to,
-        subject="filterdns test mail",
-        body_text=(f"This is a test mail from filterdns ({console}), sent by {user.name} from the console.\n"
-                   "If you can read it, mail delivery works.\n"),
-    )  # fmt: skip
-    await control.store.audit(user.name, "outbox.test", to)
+    await control_of(request).send_test_mail(to, actor=user_of(request).name)
     raise web.HTTPSeeOther("/outbox?done=test")
-
-
-def _described(message: OutboxMessage) -> dict[str, str]:
-    """What the audit log keeps about a message (not its body)."""
-    return {"kind": message.kind, "channel": message.channel, "recipient": message.recipient,
-            "last_error": message.last_error}  # fmt: skip
 
 
 def setup(app: web.Application) -> None:

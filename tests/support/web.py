@@ -1,7 +1,7 @@
 """A console to test against: the real web app on 127.0.0.1 (ephemeral port), a real SQLite
 store in the test's folder, the real policy engine built from a small config, and a small
-stand-in for ``filterdns.server.control.Control`` that keeps to the contract in
-notes/console-contract.md without a running DNS service.
+stand-in for ``filterdns.server.control.Control`` that keeps to its contract without a
+running DNS service.
 
 Accounts made by ``make_console``: ada (admin), tom (teacher of 7b), tess (teacher of 8c),
 vic (viewer) and pat (parent of 7b), all with the password ``PASSWORD``.
@@ -24,6 +24,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
+from filterdns.accounts.passwords import Passwords
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config
 from filterdns.metrics import Metrics
@@ -31,9 +32,9 @@ from filterdns.policy.engine import Explanation
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import build_policy
+from filterdns.server.control import StoreChanges
 from filterdns.store import Override, Store, StoreConfig, open_store
 from filterdns.web import WebSettings, create_app
-from filterdns.accounts.passwords import Passwords
 
 PASSWORD = "plum-kettle-harbour-42"
 # Real argon2id, with parameters cheap enough for a test suite.
@@ -61,8 +62,9 @@ USERS = (
 )
 
 
-class FakeControl:
-    """The Control contract over a real store and a real engine, minus the DNS service."""
+class FakeControl(StoreChanges):
+    """The Control contract over a real store and a real engine, minus the DNS service
+    (what changes the store alone is Control's own code, ``StoreChanges``)."""
 
     def __init__(self, config: Config, store: Store):
         self.config = config
