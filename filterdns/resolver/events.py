@@ -1,7 +1,7 @@
 """The record of one answered query, handed from the query path to logging and metrics.
 
 One ``QueryEvent`` is built per query, so it is a slotted dataclass: construction is a
-plain ``__init__`` storing thirteen attributes (about a microsecond), with no per-instance
+plain ``__init__`` storing fourteen attributes (about a microsecond), with no per-instance
 ``__dict__``. Consumers treat events as immutable once recorded; they are not frozen
 because ``frozen=True`` makes construction several times slower.
 """
@@ -14,7 +14,7 @@ from typing import Literal
 from dnslib import QTYPE, RCODE
 
 Verdict = Literal["allowed", "blocked", "rewritten", "error"]
-Transport = Literal["udp", "tcp"]
+Transport = Literal["udp", "tcp", "doh", "dot"]
 
 # Plain dicts: a dict lookup is cheaper than dnslib's Bimap and lets us pick the fallback.
 _QTYPE_NAMES: dict[int, str] = dict(QTYPE.forward)
@@ -54,6 +54,8 @@ class QueryEvent:
     answered_by: str
     transport: Transport
     mac: str = ""
+    # The pupil (or ``device:<id>``) a DoH/DoT client named, from the roster; "" when unknown.
+    pupil: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form for the query log; numeric codes also appear as their names so

@@ -4,10 +4,15 @@ real client) to a client address, MAC and group.
 A router running dnsmasq with ``--add-mac --add-subnet=32,128`` forwards every pupil's query
 from its own address; only the EDNS options it adds tell the pupils apart. Those options are
 believed only from ``trusted_forwarders``: anyone else could claim to be a staff laptop.
+
+Over DoH and DoT the client may also name itself (a URL path, a TLS server name); the
+listener looks that id up in the roster and hands the resulting ``Identity`` in, which then
+decides the group instead of the address.
 """
 
 from __future__ import annotations
 
+from filterdns.identity.roster import Identity
 from filterdns.policy.groups import GroupResolver
 from filterdns.resolver.access import NetworkSet
 from filterdns.wire.query import ClientSubnet, Query
@@ -16,15 +21,19 @@ from filterdns.wire.query import ClientSubnet, Query
 class Client:
     """The asking client as far as policy is concerned."""
 
-    __slots__ = ("address", "mac", "group", "subnet")
+    __slots__ = ("address", "mac", "group", "subnet", "identity")
 
-    def __init__(self, address: str, mac: str | None, group: str, subnet: ClientSubnet | None):
+    def __init__(
+        self, address: str, mac: str | None, group: str, subnet: ClientSubnet | None, identity: str = ""
+    ):
         self.address = address
         self.mac = mac
         self.group = group
         # The query's Client Subnet when a trusted forwarder sent it: the reply echoes it with
         # a full scope so the forwarder caches the answer per client. None otherwise.
         self.subnet = subnet
+        # The pupil or device (``Identity.label``) an encrypted client named, "" otherwise.
+        self.identity = identity
 
 
 class ClientIdentifier:
@@ -36,7 +45,9 @@ class ClientIdentifier:
         """The group of a client given directly (for ``filterdns explain`` and the console)."""
         return self._groups.group_for(address, mac)
 
-    def identify(self, peer: str, query: Query) -> Client:
+    def identify(self, peer: str, query: Query, identity: Identity | None = None) -> Client:
+        if identity is not None:
+            return Client(peer, None, identity.group, None, identity.label)
         if (query.client_subnet is None and query.mac is None) or peer not in self._trusted:
             return Client(peer, None, self._groups.group_for(peer), None)
         address = peer

@@ -17,6 +17,7 @@ from filterdns.resolver.access import NetworkSet, RateLimiter
 from filterdns.resolver.blocking import BlockResponder
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.forward import Forwarder
+from filterdns.identity.roster import Identity
 from filterdns.resolver.identify import Client, ClientIdentifier
 from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamOverloaded, UpstreamUnavailable
@@ -89,10 +90,11 @@ class QueryPipeline:
         self.policy, self.blocker, self.identifier = policy, blocker, identifier
         self._memo.clear()
 
-    def answer(self, raw: bytes, peer: str, transport: str) -> Answer:
-        """Answer one packet from ``peer`` over ``transport`` ("udp" or "tcp"). Returns the reply
-        bytes, None to send nothing, or an awaitable resolving to either when an upstream must
-        be asked."""
+    def answer(self, raw: bytes, peer: str, transport: str, identity: Identity | None = None) -> Answer:
+        """Answer one packet from ``peer`` over ``transport`` ("udp", "tcp", "doh" or "dot").
+        Returns the reply bytes, None to send nothing, or an awaitable resolving to either when
+        an upstream must be asked. ``identity`` is who a DoH or DoT client said it is (see
+        ``ClientIdentifier.identify``)."""
         started = time.monotonic()
         if transport == "udp" and self.rate_limiter.enabled:
             verdict = self.rate_limiter.check(peer, started)
@@ -105,7 +107,7 @@ class QueryPipeline:
         if second != self._memo_second:
             self._memo.clear()
             self._memo_second = second
-        memo_key = (raw[2:], peer, transport)
+        memo_key = (raw[2:], peer, transport, identity)
         remembered = self._memo.get(memo_key)
         if remembered is not None and remembered[0] == self.policy.generation:
             _, reply_tail, event_head, event_tail = remembered
@@ -135,9 +137,10 @@ class QueryPipeline:
             return minimal_any_response(query)
 
         # UDP answers fit the client's EDNS buffer (512 without EDNS) and never exceed what we
-        # advertise ourselves, to stay clear of IP fragmentation (DNS Flag Day 2020).
-        max_size = TCP_MAX_MESSAGE if transport == "tcp" else min(query.udp_size, SERVER_UDP_PAYLOAD)
-        client = self.identifier.identify(peer, query)
+        # advertise ourselves, to stay clear of IP fragmentation (DNS Flag Day 2020). Streams
+        # (TCP, DoT, DoH) carry up to 64 KiB.
+        max_size = min(query.udp_size, SERVER_UDP_PAYLOAD) if transport == "udp" else TCP_MAX_MESSAGE
+        client = self.identifier.identify(peer, query, identity)
         decision = self.policy.decide(client.group, query.name, query.qtype)
         subnet = client.subnet
         if decision.action == "block":
@@ -278,7 +281,7 @@ class QueryPipeline:
             decision.category,
             reply[3] & 0xF if len(reply) > 3 else RCODE_NOERROR,
         )
-        event_tail = (answered_by, transport, client.mac or "")
+        event_tail = (answered_by, transport, client.mac or "", client.identity)
         # Positional arguments: measured at a third of the cost of keywords on this path.
         self.recorder.record(QueryEvent(self._clock(), *event_head, (time.monotonic() - started) * 1000.0, *event_tail))
         if memo_key is not None and len(self._memo) < MEMO_LIMIT:

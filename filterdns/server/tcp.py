@@ -4,14 +4,18 @@ Messages are length-prefixed; a client may pipeline many queries on one connecti
 answers go back as each one is ready (out of order is allowed). A connection with nothing in
 flight is closed after the idle timeout, and a cap on open connections keeps a misbehaving
 client from exhausting file descriptors.
+
+DNS over TLS (RFC 7858) is the same protocol inside TLS: the DoT listener uses these classes
+with ``transport="dot"`` and a function that names the client from its TLS handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable
+from typing import Awaitable, Callable
 
+from filterdns.identity.roster import Identity
 from filterdns.resolver.pipeline import QueryPipeline
 
 log = logging.getLogger("filterdns.server")
@@ -23,8 +27,20 @@ MAX_IN_FLIGHT_PER_CONNECTION = 100
 class TcpConnections:
     """Shared state of every TCP listener: the connection cap and the live connections."""
 
-    def __init__(self, pipeline: QueryPipeline, idle_timeout: float, max_connections: int, max_per_client: int):
+    def __init__(
+        self,
+        pipeline: QueryPipeline,
+        idle_timeout: float,
+        max_connections: int,
+        max_per_client: int,
+        *,
+        transport: str = "tcp",
+        identify: Callable[[asyncio.BaseTransport], Identity | None] | None = None,
+    ):
         self.pipeline = pipeline
+        self.transport = transport
+        # Who a connection's client said it is (DoT: from the TLS server name), or None.
+        self.identify = identify
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.max_per_client = max_per_client
@@ -70,6 +86,7 @@ class DnsTcpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._peer = ""
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._identity: Identity | None = None
         self.pending: set[asyncio.Task] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,6 +96,8 @@ class DnsTcpProtocol(asyncio.Protocol):
         if not self._connections.admit(self, self._peer):
             transport.close()
             return
+        if self._connections.identify is not None:
+            self._identity = self._connections.identify(transport)
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -105,9 +124,9 @@ class DnsTcpProtocol(asyncio.Protocol):
 
     def _handle(self, message: bytes) -> None:
         try:
-            result = self._connections.pipeline.answer(message, self._peer, "tcp")
+            result = self._connections.pipeline.answer(message, self._peer, self._connections.transport, self._identity)
         except Exception:
-            log.exception("unexpected error answering a TCP query from %s", self._peer)
+            log.exception("unexpected error answering a %s query from %s", self._connections.transport, self._peer)
             return
         if result is None:
             return
