@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from filterdns import __version__, users_cli
+from filterdns import __version__, roster_cli, users_cli
 from filterdns.config.loader import ConfigError, default_config, load_config
 from filterdns.config.model import Config, UpstreamServerConfig
 from filterdns.config.policytext import policy_document
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--group", help="group name (instead of --client/--mac)")
     explain.add_argument("--at", help="ISO time, e.g. 2026-11-23T10:00 (default: now, in the config's time zone)")
     users_cli.add_parser(commands)
+    roster_cli.add_parser(commands)
 
     policy = commands.add_parser("policy", help="the policy kept as revisions in the store")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
@@ -84,6 +85,8 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
         return asyncio.run(_export_policy(args))
     if args.command == "user":
         return users_cli.main(args, _load(args.config))
+    if args.command == "roster":
+        return roster_cli.main(args, _load(args.config))
     return _explain(args)
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from filterdns.config.model import GroupConfig, ScheduledRule
 from filterdns.identity.hashing import check_salt, chromeos_hash, fill_template
-from filterdns.identity.roster import Roster, RosterError, parse_roster, roster_csv, strictest_group
+from filterdns.identity.roster import Roster, RosterError, parse_roster, roster_csv
+from filterdns.server.encrypted import strictest_group
 
 GROUPS = {"staff", "year7", "year8"}
 CSV = """Pupil ID,Display name,Group,Email,Device IDs

@@ -324,6 +324,47 @@ class WebConfig:
         return f"{scheme}://{host}:{listen.port}"
 
 
+@dataclass(frozen=True, slots=True)
+class DohConfig:
+    """DNS over HTTPS (config section ``doh``; no ``listen``, no DoH). Without a certificate
+    the listener speaks plain HTTP, and only to ``trusted_proxies`` (a reverse proxy doing
+    TLS), which are also the only peers whose ``X-Forwarded-For`` is believed."""
+
+    listen: tuple[Endpoint, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    idle_timeout: float = 30.0
+    max_connections: int = 1000
+    max_per_client: int = 20  # connections from one address (or one proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class DotConfig:
+    """DNS over TLS (config section ``dot``). The certificate defaults to DoH's; the idle
+    timeout and connection caps are the ``server`` section's TCP ones."""
+
+    listen: tuple[Endpoint, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """Pupils and devices behind DoH/DoT ids (config section ``identity``).
+
+    ``hostname`` is the service's DNS name (``dns.school.example``): DoT clients name
+    themselves as ``<id>.<hostname>``, and set-up help builds URLs from it. ``salt`` is the
+    ``DnsOverHttpsSalt`` given to ChromeOS. ``unknown_group`` is for ids the roster lacks
+    ("" = the strictest pupil group). ``roster`` defaults to ``roster.csv`` in the data
+    directory."""
+
+    hostname: str = ""
+    salt: str = ""
+    unknown_group: str = ""
+    roster: Path | None = None
+
+
 MailSecurity = Literal["none", "starttls", "tls"]
 
 
@@ -410,11 +451,18 @@ class Config:
     web: WebConfig = WebConfig()
     mail: MailConfig = MailConfig()
     reports: ReportsConfig = ReportsConfig()
+    doh: DohConfig = DohConfig()
+    dot: DotConfig = DotConfig()
+    identity: IdentityConfig = IdentityConfig()
     source: Path | None = None
 
     @property
     def essential_names(self) -> tuple[str, ...]:
         return tuple(entry.name for entry in self.essential)
+
+    @property
+    def roster_path(self) -> Path:
+        return self.identity.roster or self.data_dir / "roster.csv"
 
     @property
     def folder(self) -> Path:

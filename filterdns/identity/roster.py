@@ -8,7 +8,8 @@ of the emails and device ids (see ``hashing``). Ids are compared without regard 
 server names are case-insensitive, and hex hashes come in either case).
 
 An id that matches nothing still gets a group: the one set for unknown encrypted clients,
-by default the strictest pupil group (see ``strictest_group``), never the staff's.
+by default the strictest pupil group (``server.encrypted.strictest_group``), never the
+staff's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filterdns.config.model import GroupConfig
 from filterdns.identity.hashing import chromeos_hash, log_id
 
 COLUMNS = ("pupil_id", "display_name", "group", "email", "device_ids")
@@ -30,8 +30,6 @@ MAX_ID_LENGTH = 128
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 _HEADER_ALIASES = {"pupil": "pupil_id", "id": "pupil_id", "name": "display_name", "devices": "device_ids",
                    "device_id": "device_ids", "e_mail": "email"}
-# Groups whose names say they are for adults are never chosen for unknown clients.
-_ADULT_GROUP = re.compile(r"staff|teacher|admin|employee", re.IGNORECASE)
 
 
 class RosterError(ValueError):
@@ -173,22 +171,6 @@ class Roster:
                 if identity is not None:
                     return identity
         return Identity(f"unknown:{log_id(client_id)}", self.unknown_group, False)
-
-
-def strictest_group(groups: Sequence[GroupConfig], default_group: str) -> str:
-    """The group for unknown encrypted clients when the config names none: the group that
-    blocks the most categories (always-blocked ones first, then scheduled ones), skipping
-    groups named for staff, teachers or admins and groups that turn bypass protection off.
-    A stranger with a made-up id thus gets at least a pupil's restrictions."""
-    candidates = [g for g in groups if g.bypass_protection and not _ADULT_GROUP.search(g.name)]
-    if not candidates:
-        return default_group
-
-    def strictness(group: GroupConfig) -> tuple[int, int]:
-        scheduled = {category for rule in group.rules for category in rule.block}
-        return len(set(group.block)), len(scheduled - set(group.block))
-
-    return max(candidates, key=strictness).name
 
 
 def load_roster(path: Path, groups: Collection[str], *, salt: str, unknown_group: str) -> Roster:

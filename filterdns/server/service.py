@@ -29,6 +29,7 @@ from filterdns.resolver.recorder import Recorder
 from filterdns.resolver.upstream import UpstreamPool, describe
 from filterdns.server.active_policy import ActivePolicy, lists_cache_dir
 from filterdns.server.control import Control
+from filterdns.server.encrypted import EncryptedDns
 from filterdns.server.jobs import BackgroundJobs
 from filterdns.server.list_refresh import download_lists_forever, follow_downloads_forever, has_url_lists
 from filterdns.server.listeners import DnsListeners, ListenError
@@ -41,7 +42,9 @@ log = logging.getLogger("filterdns.service")
 
 DRAIN_TIMEOUT = 5.0
 # Sections read once at start; a change in them is reported as needing a restart.
-RESTART_SECTIONS = ("server", "upstream", "cache", "metrics_listen", "data_dir", "recorder", "store", "web", "log")
+RESTART_SECTIONS = (
+    "server", "upstream", "cache", "metrics_listen", "data_dir", "recorder", "store", "web", "log", "doh", "dot",
+)
 
 
 class Service:
@@ -63,6 +66,7 @@ class Service:
         self.sync = PolicySync(self.store, config, self.active.activate, self.active.apply_overrides)
         self.control = Control(self)
         self.listeners = DnsListeners(config.server)
+        self.encrypted = EncryptedDns(config)
         self.pipeline: QueryPipeline | None = None
         self.jobs: BackgroundJobs | None = None  # worker 0 only
         self._metrics_runner = None
@@ -80,6 +84,7 @@ class Service:
         be bound, ``PrivilegeError`` when root cannot be dropped."""
         config = self.config
         self.listeners.bind()
+        self.encrypted.bind()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         version = await self.sync.initial()
         policy = await self.active.first(version.config)
@@ -110,6 +115,7 @@ class Service:
             self._metrics_runner = await self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
             log.info("metrics on http://%s/metrics", config.metrics_listen)
         self._background = self._start_background(primary)
+        await self.encrypted.serve(self.pipeline, self.config)
         await self.listeners.serve(self.pipeline)
 
     def _start_background(self, primary: bool) -> list[asyncio.Task]:
@@ -128,6 +134,7 @@ class Service:
         return tasks + self.jobs.start()
 
     def _config_changed(self, config: Config) -> None:
+        self.encrypted.config_changed(config)
         if self.jobs is not None:
             self.jobs.config_changed()
 
@@ -163,10 +170,12 @@ class Service:
     async def stop(self) -> None:
         """Stop taking queries, answer those in flight, flush the recorder, close everything."""
         self.listeners.stop_reading()
+        self.encrypted.stop_reading()
         for task in self._background:
             task.cancel()
-        await self.listeners.drain(DRAIN_TIMEOUT)
+        await asyncio.gather(self.listeners.drain(DRAIN_TIMEOUT), self.encrypted.drain(DRAIN_TIMEOUT))
         self.listeners.close()
+        self.encrypted.close()
         try:
             await asyncio.wait_for(self.recorder.close(), DRAIN_TIMEOUT)
         except asyncio.TimeoutError:

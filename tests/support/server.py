@@ -21,6 +21,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening for DNS on \[?([0-9a-f.:]+)\]?:(\d+)")
 _CONSOLE = re.compile(r"staff console on (https?://[^\s/]+)")
+_ENCRYPTED = re.compile(r"listening for DNS over (HTTPS|TLS) on \[?[0-9a-f.:]+\]?:(\d+)")
 
 
 class FilterDnsProcess:
@@ -62,6 +63,15 @@ class FilterDnsProcess:
             if match:
                 return match.group(1)
         raise RuntimeError("no staff console in the log:\n" + "\n".join(self.log_lines[-20:]))
+
+    def encrypted_port(self, protocol: str) -> int:
+        """The port of the first DoH (``"HTTPS"``) or DoT (``"TLS"``) listener, from the log
+        lines the service writes before the DNS ones ``__enter__`` waits for."""
+        for line in self.log_lines:
+            match = _ENCRYPTED.search(line)
+            if match and match.group(1) == protocol:
+                return int(match.group(2))
+        raise RuntimeError(f"no DNS over {protocol} listener in the log:\n" + "\n".join(self.log_lines[-20:]))
 
     def write_config(self, config: dict | None = None) -> None:
         if config is not None:

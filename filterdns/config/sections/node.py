@@ -9,6 +9,7 @@ from typing import Any
 from filterdns.config import values as v
 from filterdns.config.model import Config
 from filterdns.config.sections.console import read_mail, read_reports, read_web
+from filterdns.config.sections.encrypted import read_doh, read_dot, read_identity
 from filterdns.config.sections.network import read_server, read_upstream
 from filterdns.config.sections.runtime import read_cache, read_lists, read_log, read_metrics, read_recorder, read_store
 from filterdns.config.yamlnodes import Reader, default_of
@@ -17,6 +18,7 @@ from filterdns.config.yamlnodes import Reader, default_of
 def read_node(top: Reader, base: Path) -> dict[str, Any]:
     """The node's fields of ``Config`` from the top-level mapping ``top``; paths relative to
     ``base`` (the config file's folder)."""
+    doh = read_doh(top.sub("doh"), base)
     return {
         "server": read_server(top.sub("server")),
         "upstream": read_upstream(top.sub("upstream")),
@@ -30,4 +32,7 @@ def read_node(top: Reader, base: Path) -> dict[str, Any]:
         "web": read_web(top.sub("web"), base),
         "mail": read_mail(top.sub("mail"), base),
         "reports": read_reports(top.sub("reports")),
+        "doh": doh,
+        "dot": read_dot(top.sub("dot"), base, doh),
+        "identity": read_identity(top.sub("identity"), base),
     }
