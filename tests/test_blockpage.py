@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from filterdns.config.model import BlockingConfig
-from filterdns.policy.engine import Decision, Explanation
+from filterdns.policy.engine import Decision
+from filterdns.policy.explanation import Explanation
 from filterdns.policy.schedule import Window
 from filterdns.store import Store, StoreConfig, open_store
 from filterdns.web.blockpage import RateLimiter, client_address, site_name, start_blockpage

@@ -33,12 +33,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Literal, Protocol
 
-from filterdns.config.model import BlockMode, Config, EssentialEntry, GroupConfig, SafeSearchConfig
+from filterdns.config.model import BlockMode, Config, EssentialEntry, GroupConfig
 from filterdns.names import normalize_domain
+from filterdns.policy.explanation import Explanation
+from filterdns.policy.groupstate import (
+    GLOBAL_ALLOW,
+    GLOBAL_DENY,
+    GROUP_ALLOW,
+    GROUP_DENY,
+    GroupPolicy,
+    GroupState,
+    Rule,
+    domain_override,
+    group_state,
+    list_hits,
+    list_name,
+    on_list,
+)
 from filterdns.policy.safesearch import safe_search_target
 from filterdns.suffixes import is_public_suffix
 from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
@@ -64,9 +79,6 @@ BYPASS_NAMES: dict[str, tuple[int, str]] = {
         "an empty answer stops clients discovering an encrypted resolver to use instead (RFC 9462)",
     ),
 }
-
-# Allow/deny list ranks, best first.
-_GROUP_ALLOW, _GLOBAL_ALLOW, _GROUP_DENY, _GLOBAL_DENY = range(4)
 
 _NEVER = float("-inf")
 
@@ -126,49 +138,6 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class Explanation:
-    """Everything behind one decision, for ``filterdns explain`` and the console."""
-
-    name: str
-    group: str
-    at: datetime
-    # Suffixes of the name found in category lists, with their category names.
-    listings: tuple[tuple[str, tuple[str, ...]], ...]
-    # Allow/deny entries covering the name: (entry, which list), best rank first.
-    list_entries: tuple[tuple[str, str], ...]
-    # Categories blocked for the group at ``at``, in priority order.
-    blocked_categories: tuple[str, ...]
-    # Open windows of the schedules the group's rules use.
-    windows: tuple[Window, ...]
-    decision: Decision
-    descriptions: Mapping[str, str]
-
-    def render(self) -> str:
-        """Plain text, one fact per line."""
-
-        def described(category: str) -> str:
-            description = self.descriptions.get(category)
-            return f"{category} ({description})" if description else category
-
-        lines = [f"{self.name} for group {self.group} at {self.at.isoformat(timespec='minutes')}"]
-        for suffix, categories in self.listings:
-            lines.append(f"  listed: {suffix} in {', '.join(map(described, categories))}")
-        if not self.listings:
-            lines.append("  listed: in no category")
-        lines.extend(f"  list entry: {entry} on {source}" for entry, source in self.list_entries)
-        lines.append(f"  blocked for {self.group} now: {', '.join(self.blocked_categories) or 'nothing'}")
-        for window in self.windows:
-            span = f"{window.start:%Y-%m-%d %H:%M}-{window.end:%H:%M} {window.start.tzname()}"
-            lines.append(f"  open window: {window.schedule} {window.label} ({span})")
-        verdict = self.decision.action
-        if self.decision.rewrite_target:
-            verdict += f" to {self.decision.rewrite_target}"
-        lines.append(f"  verdict: {verdict} ({self.decision.reason})")
-        lines.append(f"  {self.decision.detail}")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True, slots=True)
 class OverrideRule:
     """A teacher's time-boxed exception for one group: allow or block one domain (and its
     subdomains) or one category until ``expires_at`` (unix time)."""
@@ -186,156 +155,8 @@ class OverrideRule:
         return f"override by {self.created_by} until {until}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    schedule: Schedule
-    block: int
-    allow: int
-
-
-@dataclass(frozen=True, slots=True)
-class _GroupPolicy:
-    """A group's configuration compiled against the current category bits."""
-
-    name: str
-    always: int
-    rules: tuple[_Rule, ...]
-    lists: dict[str, tuple[int, ...]]  # allow/deny entry -> its ranks
-    safe_search: SafeSearchConfig
-    block_mode: BlockMode
-    bypass_protection: bool
-    essential: bool
-    default_allow: Decision  # shared by every name that matches nothing
-
-
-@dataclass(frozen=True, slots=True)
-class _GroupState:
-    """A group's effective categories while the current set of windows is open."""
-
-    blocked: int
-    blocked_by: dict[int, Window]  # category bit -> window of the rule that blocked it
-    allowed: int  # bits an open allow rule removed from the blocked set
-    allowed_by: dict[int, Window]
-    # Overrides in force: category bit -> override, and domain -> override.
-    overridden: dict[int, OverrideRule]
-    domain_overrides: dict[str, OverrideRule]
-    # The verdict for "listed in this category", blocked or not, built once per state: the
-    # same object serves every listed name (a million names must not mean a million
-    # Decisions for the garbage collector to walk).
-    by_category: dict[int, Decision] = field(default_factory=dict)
-
-
 def _now_utc() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _bits(mask: int) -> list[int]:
-    bits = []
-    while mask:
-        low = mask & -mask
-        bits.append(low)
-        mask ^= low
-    return bits
-
-
-def _state(
-    policy: _GroupPolicy,
-    active: Mapping[str, Window | None],
-    overrides: Sequence[OverrideRule],
-    bits: Mapping[str, int],
-    protected: int,
-    locked: int,
-) -> _GroupState:
-    """Apply the open rules in config order, so a later rule overrides an earlier one, then the
-    group's overrides in force, which win over the rules for as long as they last; an allow
-    override of a ``protected`` category is ignored (the console refuses to make one, and a
-    stored one must not take effect either). ``locked`` categories are blocked whatever the
-    rules and overrides say."""
-    blocked = policy.always
-    blocked_by: dict[int, Window] = {}
-    allowed_by: dict[int, Window] = {}
-    for rule in policy.rules:
-        window = active[rule.schedule.name]
-        if window is None:
-            continue
-        for bit in _bits(rule.block & ~blocked):
-            blocked_by[bit] = window
-            allowed_by.pop(bit, None)
-        blocked |= rule.block
-        for bit in _bits(rule.allow & blocked):
-            allowed_by[bit] = window
-            blocked_by.pop(bit, None)
-        blocked &= ~rule.allow
-    allowed = 0
-    for bit in allowed_by:
-        allowed |= bit
-    overridden: dict[int, OverrideRule] = {}
-    domain_overrides: dict[str, OverrideRule] = {}
-    for override in overrides:
-        if override.group != policy.name:
-            continue
-        if override.domain:
-            domain_overrides[override.domain] = override
-            continue
-        bit = bits.get(override.category, 0)
-        if not bit or (override.kind == "allow" and bit & protected):
-            continue
-        overridden[bit] = override
-        blocked_by.pop(bit, None)
-        allowed_by.pop(bit, None)
-        if override.kind == "allow":
-            blocked &= ~bit
-            allowed |= bit
-        else:
-            blocked |= bit
-            allowed &= ~bit
-    for bit in _bits(locked):
-        blocked_by.pop(bit, None)
-        allowed_by.pop(bit, None)
-        overridden.pop(bit, None)
-    return _GroupState(blocked | locked, blocked_by, allowed & ~locked, allowed_by, overridden, domain_overrides)
-
-
-def _list_hits(lists: dict[str, tuple[int, ...]], name: str) -> list[tuple[int, str]]:
-    """(rank, entry) for every allow/deny entry equal to ``name`` or a parent domain of it,
-    best rank first and, within a rank, the most specific entry first."""
-    hits: list[tuple[int, str]] = []
-    if not lists:
-        return hits
-    suffix = name
-    while True:
-        ranks = lists.get(suffix)
-        if ranks:
-            hits.extend((rank, suffix) for rank in ranks)
-        dot = suffix.find(".")
-        if dot < 0:
-            break
-        suffix = suffix[dot + 1 :]
-    hits.sort(key=lambda hit: hit[0])
-    return hits
-
-
-def _domain_override(overrides: Mapping[str, OverrideRule], name: str) -> OverrideRule | None:
-    """The override for ``name`` or its nearest parent domain."""
-    suffix = name
-    while True:
-        override = overrides.get(suffix)
-        if override is not None:
-            return override
-        dot = suffix.find(".")
-        if dot < 0:
-            return None
-        suffix = suffix[dot + 1 :]
-
-
-def _list_name(rank: int, group: str) -> str:
-    kind = "allow" if rank <= _GLOBAL_ALLOW else "deny"
-    return f"{group}'s {kind} list" if rank in (_GROUP_ALLOW, _GROUP_DENY) else f"the global {kind} list"
-
-
-def _on_list(name: str, entry: str, rank: int, group: str) -> str:
-    where = _list_name(rank, group)
-    return f"{name} is on {where}" if entry == name else f"{name} is under {entry}, on {where}"
 
 
 class PolicyEngine:
@@ -393,7 +214,7 @@ class PolicyEngine:
         self._categories = categories
         self._priority = tuple((bits[name], name) for name in ordered)
         self._policies = policies
-        self._states: dict[str, _GroupState] = {}
+        self._states: dict[str, GroupState] = {}
         self._valid_from = self._valid_until = _NEVER
         self._decisions.clear()
         self.generation += 1
@@ -462,7 +283,7 @@ class PolicyEngine:
         when = self._clock() if at is None else at
         policy = self._policy(group)
         active = self._active_windows(when)
-        state = _state(policy, active, self._in_force(when.timestamp()), self._bits, self._protected, self._locked)
+        state = group_state(policy, active, self._in_force(when.timestamp()), self._bits, self._protected, self._locked)
         windows = dict.fromkeys(w for rule in policy.rules if (w := active[rule.schedule.name]) is not None)
         return Explanation(
             name=name,
@@ -472,7 +293,7 @@ class PolicyEngine:
                 (suffix, tuple(self._names(mask))) for suffix, mask in self._categories.index.explain(name)
             ),
             list_entries=tuple(
-                (entry, _list_name(rank, policy.name)) for rank, entry in _list_hits(policy.lists, name)
+                (entry, list_name(rank, policy.name)) for rank, entry in list_hits(policy.lists, name)
             ),
             blocked_categories=tuple(self._names(state.blocked)),
             windows=tuple(windows),
@@ -482,7 +303,7 @@ class PolicyEngine:
 
     # -- compiled configuration ----------------------------------------------------------
 
-    def _compile(self, group: GroupConfig, bits: dict[str, int]) -> _GroupPolicy:
+    def _compile(self, group: GroupConfig, bits: dict[str, int]) -> GroupPolicy:
         def mask(names: tuple[str, ...]) -> int:
             value = 0
             for name in names:
@@ -491,20 +312,20 @@ class PolicyEngine:
 
         lists: dict[str, tuple[int, ...]] = {}
         sources = (
-            (_GROUP_ALLOW, group.allow_domains),
-            (_GLOBAL_ALLOW, self._config.allow_domains),
-            (_GROUP_DENY, group.deny_domains),
-            (_GLOBAL_DENY, self._config.deny_domains),
+            (GROUP_ALLOW, group.allow_domains),
+            (GLOBAL_ALLOW, self._config.allow_domains),
+            (GROUP_DENY, group.deny_domains),
+            (GLOBAL_DENY, self._config.deny_domains),
         )
         for rank, domains in sources:
             for domain in domains:
                 if rank not in lists.get(domain, ()):
                     lists[domain] = lists.get(domain, ()) + (rank,)
         block_mode = group.block_mode or self._config.blocking.mode
-        return _GroupPolicy(
+        return GroupPolicy(
             name=group.name,
             always=mask(group.block),
-            rules=tuple(_Rule(self._schedules[r.schedule], mask(r.block), mask(r.allow)) for r in group.rules),
+            rules=tuple(Rule(self._schedules[r.schedule], mask(r.block), mask(r.allow)) for r in group.rules),
             lists=lists,
             safe_search=group.safe_search,
             block_mode=block_mode,
@@ -515,7 +336,7 @@ class PolicyEngine:
             ),
         )
 
-    def _policy(self, group: str) -> _GroupPolicy:
+    def _policy(self, group: str) -> GroupPolicy:
         policy = self._policies.get(group)
         return policy if policy is not None else self._policies[self._config.default_group]
 
@@ -538,7 +359,7 @@ class PolicyEngine:
         active = self._active_windows(now)
         overrides = self._in_force(now.timestamp())
         states = {
-            name: _state(policy, active, overrides, self._bits, self._protected, self._locked)
+            name: group_state(policy, active, overrides, self._bits, self._protected, self._locked)
             for name, policy in self._policies.items()
         }
         if states != self._states:
@@ -556,7 +377,7 @@ class PolicyEngine:
 
     # -- the rules -----------------------------------------------------------------------
 
-    def _evaluate(self, policy: _GroupPolicy, state: _GroupState, name: str) -> Decision:
+    def _evaluate(self, policy: GroupPolicy, state: GroupState, name: str) -> Decision:
         group = policy.name
         mask = self._categories.index.match(name)
         if mask & self._locked:
@@ -569,9 +390,9 @@ class PolicyEngine:
                 category=category,
                 detail=f"{category} is locked: blocked for everyone at all times, and nobody can allow it",
             )
-        hits = _list_hits(policy.lists, name)
+        hits = list_hits(policy.lists, name)
         if state.domain_overrides:
-            override = _domain_override(state.domain_overrides, name)
+            override = domain_override(state.domain_overrides, name)
             if override is not None:
                 if override.kind == "allow":
                     kept = self._kept_despite_override(policy, state, name, hits, mask)
@@ -591,13 +412,13 @@ class PolicyEngine:
         return self._evaluate_rules(policy, state, name, hits, mask)
 
     def _kept_despite_override(
-        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]], mask: int
+        self, policy: GroupPolicy, state: GroupState, name: str, hits: list[tuple[int, str]], mask: int
     ) -> str:
         """What keeps ``name`` from a teacher's allow override: a bypass name, the global deny
         list or a protected category blocked now ("" when nothing does)."""
         if policy.bypass_protection and name in BYPASS_NAMES:
             return "it is a bypass name"
-        if any(rank == _GLOBAL_DENY for rank, _ in hits):
+        if any(rank == GLOBAL_DENY for rank, _ in hits):
             return "it is on the global deny list"
         protected = mask & state.blocked & self._protected
         if protected:
@@ -605,7 +426,7 @@ class PolicyEngine:
         return ""
 
     def _evaluate_rules(
-        self, policy: _GroupPolicy, state: _GroupState, name: str, hits: list[tuple[int, str]], mask: int
+        self, policy: GroupPolicy, state: GroupState, name: str, hits: list[tuple[int, str]], mask: int
     ) -> Decision:
         """Every rule after the locked categories and the teacher's domain overrides, in the
         order of the module docstring; ``mask`` is the name's category mask."""
@@ -622,9 +443,9 @@ class PolicyEngine:
                 detail=f"bypass protection for {group}: {why}",
             )
 
-        if hits and hits[0][0] <= _GLOBAL_ALLOW:
+        if hits and hits[0][0] <= GLOBAL_ALLOW:
             rank, entry = hits[0]
-            detail = _on_list(name, entry, rank, group)
+            detail = on_list(name, entry, rank, group)
             overridden = mask & state.blocked
             if not overridden:
                 return Decision("allow", "allow-list", group, policy.block_mode, detail=detail)
@@ -642,7 +463,7 @@ class PolicyEngine:
 
         if hits:
             rank, entry = hits[0]
-            return Decision("block", "deny-list", group, policy.block_mode, detail=_on_list(name, entry, rank, group))
+            return Decision("block", "deny-list", group, policy.block_mode, detail=on_list(name, entry, rank, group))
 
         blocked = mask & state.blocked
         if blocked:
@@ -685,7 +506,7 @@ class PolicyEngine:
                 return None
         return entry
 
-    def _kept_essential(self, policy: _GroupPolicy, entry: EssentialEntry, blocked: int) -> Decision:
+    def _kept_essential(self, policy: GroupPolicy, entry: EssentialEntry, blocked: int) -> Decision:
         """"kept reachable: essential (Microsoft Teams) — listed by chat (UT1 chat)"."""
         blocked_names = self._names(blocked)
         sources = {}
@@ -705,7 +526,7 @@ class PolicyEngine:
             detail=f"kept reachable: essential ({entry.service}) — listed by {listed}",
         )
 
-    def _category_decision(self, policy: _GroupPolicy, state: _GroupState, mask: int) -> Decision:
+    def _category_decision(self, policy: GroupPolicy, state: GroupState, mask: int) -> Decision:
         """The verdict for a name listed in the categories of ``mask`` (the first one
         decides): blocked if ``mask`` is within ``state.blocked``, else allowed and saying why."""
         bit, category = self._first(mask)
@@ -715,7 +536,7 @@ class PolicyEngine:
         return decision
 
     @staticmethod
-    def _describe_category(policy: _GroupPolicy, state: _GroupState, bit: int, category: str) -> Decision:
+    def _describe_category(policy: GroupPolicy, state: GroupState, bit: int, category: str) -> Decision:
         group = policy.name
         override = state.overridden.get(bit)
         if bit & state.blocked:

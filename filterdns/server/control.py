@@ -24,7 +24,7 @@ from filterdns.config.model import CategoryConfig, Config, GroupConfig, Schedule
 from filterdns.metrics import Metrics
 from filterdns.names import domain_name
 from filterdns.policy.categories import SourceStatus
-from filterdns.policy.engine import Explanation
+from filterdns.policy.explanation import Explanation
 from filterdns.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import list_sizes

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
-from filterdns.policy.engine import Explanation
+from filterdns.policy.explanation import Explanation
 from filterdns.ui import STATIC_DIR, TEMPLATES_DIR
 from filterdns.web.security import SECURITY_HEADERS as CONSOLE_HEADERS
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from filterdns.policy.engine import Explanation
+from filterdns.policy.explanation import Explanation
 from filterdns.web.auth import check_group, group_picker, require
 from filterdns.web.common import (
     CONSOLE_ROLES,

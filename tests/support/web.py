@@ -28,7 +28,7 @@ from filterdns.accounts.passwords import Passwords
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config
 from filterdns.metrics import Metrics
-from filterdns.policy.engine import Explanation
+from filterdns.policy.explanation import Explanation
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import build_policy
