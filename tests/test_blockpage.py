@@ -39,6 +39,9 @@ class FakeControl:
                 schedule_window=LESSON.label, detail="",
             )
             windows: tuple[Window, ...] = (LESSON,)
+        elif name == "abuse.example":
+            decision = Decision("block", "locked", "year8", "blockpage", category="illegal", detail="")
+            windows = ()
         elif name == "open.example":
             decision, windows = Decision("allow", "default", "year8", "blockpage"), ()
         else:
@@ -94,6 +97,16 @@ async def test_page_says_what_was_blocked_and_why(page):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cache-Control"] == "no-store"
     assert "<script" not in html
+
+
+async def test_a_locked_category_gets_the_standard_text_and_no_review_form(page):
+    url, _ = page
+    status, html, _ = await fetch(url, "abuse.example")
+    assert status == 403
+    assert "may contain material that is illegal in the UK" in html
+    assert "cannot be lifted by anyone at the school" in html
+    assert "report.iwf.org.uk" in html
+    assert 'name="reason"' not in html
 
 
 async def test_a_hostile_host_header_is_escaped(page):

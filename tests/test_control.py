@@ -16,6 +16,7 @@ data_dir: data
 categories:
   adult: {{description: Adult content, domains: [adult.example]}}
   games: {{description: Games, domains: [games.example]}}
+  illegal: {{description: Illegal content, locked: true, domains: [abuse.example]}}
 groups:
   year7: {{networks: [10.7.0.0/16], block: [adult, games]}}
   staff: {{networks: [10.1.0.0/16]}}
@@ -100,6 +101,34 @@ async def test_an_approved_review_request_allows_the_name_for_that_group(service
     assert "www.games.example" in yaml.safe_load(control.policy_document()[1])["groups"]["year7"]["allow"]
     with pytest.raises(ValueError):
         await control.decide_review(request.id, "declined", author="alice")
+
+
+async def test_nothing_the_console_does_reaches_a_locked_category(service):
+    control = service.control
+    assert verdict(service, "staff", "www.abuse.example") == "block"
+    document = yaml.safe_load(control.policy_document()[1])
+    document["allow"] = ["abuse.example"]
+    document["groups"]["staff"]["allow"] = ["www.abuse.example"]
+    with pytest.raises(ConfigError) as problem:
+        await control.apply_policy(document, author="alice")
+    assert problem.value.problems == [
+        "allow: abuse.example is listed as illegal, which is locked: nobody can allow it",
+        "groups.staff.allow: www.abuse.example is listed as illegal, which is locked: nobody can allow it",
+    ]
+    document = yaml.safe_load(control.policy_document()[1])
+    document["categories"]["illegal"]["locked"] = False
+    with pytest.raises(ConfigError, match="category 'illegal' is locked"):
+        await control.apply_policy(document, author="alice")
+    del document["categories"]["illegal"]
+    with pytest.raises(ConfigError, match="category 'illegal' is locked"):
+        await control.apply_policy(document, author="alice")
+    with pytest.raises(ValueError, match="locked"):
+        await control.add_override("staff", "allow", category="illegal", minutes=10, author="teacher")
+    with pytest.raises(ValueError, match="^abuse.example is listed as illegal, which is locked: nobody can allow it$"):
+        await control.add_override("staff", "allow", domain="abuse.example", minutes=10, author="teacher")
+    with pytest.raises(ValueError, match="locked"):
+        await control.request_review("abuse.example", "10.1.0.5", "please")
+    assert verdict(service, "staff", "www.abuse.example") == "block"
 
 
 def test_explain_by_client_address_and_bad_input(service):

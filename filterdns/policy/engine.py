@@ -257,10 +257,10 @@ class PolicyEngine:
         or a domain with an adult site under it would lift a protected category otherwise."""
         if is_public_suffix(name):
             return f"{name} is a public suffix: allowing it would allow every site registered under it"
-        index = self._categories.index
-        locked = index.match(name) & self._locked
+        locked = self.locked_refusal(name)
         if locked:
-            return f"{name} is listed as {', '.join(self._names(locked))}, which is locked: nobody can allow it"
+            return locked
+        index = self._categories.index
         listed = index.match(name) & self._protected
         if listed:
             return f"{name} is listed as {', '.join(self._names(listed))}, which is protected"
@@ -275,6 +275,13 @@ class PolicyEngine:
             if entry == name or entry.endswith("." + name) or name.endswith("." + entry):
                 return f"{name} covers {entry}, which is on the global deny list"
         return ""
+
+    def locked_refusal(self, name: str) -> str:
+        """Why no allow of any kind may name ``name`` (it is in a locked category), or ""."""
+        locked = self._categories.index.match(name) & self._locked
+        if not locked:
+            return ""
+        return f"{name} is listed as {', '.join(self._names(locked))}, which is locked: nobody can allow it"
 
     def explain(self, name: str, group: str, at: datetime | None = None) -> Explanation:
         """Why ``name`` gets its verdict for ``group`` at ``at`` (default: now). Computed from

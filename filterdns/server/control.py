@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 import yaml
 
-from filterdns.config.loader import ConfigError
+from filterdns.config.loader import ConfigError, config_with_policy
+from filterdns.config.sections.categories import LOCKED_CATEGORY
 from filterdns.config.policytext import dump_policy
 from filterdns.config.values import parse_mac
 from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig
@@ -164,6 +165,8 @@ class Control(StoreChanges):
         """Validate, store as a new revision, audit, apply here at once; returns the revision id.
         Raises ``ConfigError`` (with ``problems``) and changes nothing when it is invalid."""
         text = document if isinstance(document, str) else dump_policy(document)
+        self._refuse_locked_allows(yaml.safe_load(text) or {})
+        self._refuse_unlocking(config_with_policy(self.config, text))
         previous_id, previous_text = self.policy_document()
         revision_id = await self._service.sync.propose(text, author=author, comment=comment)
         await self.store.audit(
@@ -208,6 +211,8 @@ class Control(StoreChanges):
         if category:
             if category not in {c.name for c in config.categories}:
                 raise ValueError(f"no category '{category}'")
+            if kind == "allow" and category in {c.name for c in config.categories if c.locked}:
+                raise ValueError(f"{category} is locked: it is blocked for everyone and nobody can allow it")
             if kind == "allow" and category in protected:
                 raise ValueError(f"{category} is protected: only an administrator's policy change can allow it")
         else:
@@ -240,6 +245,9 @@ class Control(StoreChanges):
         name = domain_name(name)
         if is_public_suffix(name):
             raise ValueError(f"{name} is a public suffix, not a site")
+        locked = self._service.active.require().engine.locked_refusal(name)
+        if locked:
+            raise ValueError(locked)
         group = self._service.active.require().identifier.group_for(str(ipaddress.ip_address(client)))
         request = await self.store.add_review_request(name, group, client, reason[:500])
         await self.store.audit(client, "review.request", name, {"group": group, "id": request.id})
@@ -273,9 +281,38 @@ class Control(StoreChanges):
     def _refuse_unliftable(self, name: str) -> None:
         """ValueError when an allow for ``name`` could lift what only an administrator's
         policy change may (see :meth:`PolicyEngine.lift_refusal`)."""
-        refusal = self._service.active.require().engine.lift_refusal(name)
+        engine = self._service.active.require().engine
+        locked = engine.locked_refusal(name)
+        if locked:
+            raise ValueError(locked)
+        refusal = engine.lift_refusal(name)
         if refusal:
             raise ValueError(f"{refusal}; only an administrator can allow it, with an allow list entry")
+
+    def _refuse_unlocking(self, new: Config) -> None:
+        """ConfigError when a policy revision would unlock or remove a category locked now."""
+        locked_now = {category.name for category in self.config.categories if category.locked}
+        locked_after = {category.name for category in new.categories if category.locked}
+        problems = [f"categories.{name}: {LOCKED_CATEGORY.format(name=name)}" for name in sorted(locked_now - locked_after)]
+        if problems:
+            raise ConfigError(problems)
+
+    def _refuse_locked_allows(self, document: dict) -> None:
+        """ConfigError when the policy ``document`` allows, or calls essential, a name listed
+        in a locked category: the engine would block it anyway, and a change that claims to
+        reach illegal content must not be saved as if it did."""
+        engine = self._service.active.require().engine
+        groups = document.get("groups") or {}
+        entries = [("allow", name) for name in document.get("allow") or ()]
+        entries += [("essential_extra", name) for name in document.get("essential_extra") or ()]
+        entries += [
+            (f"groups.{group}.allow", name) for group, body in groups.items() for name in (body or {}).get("allow") or ()
+        ]
+        problems = [
+            f"{key}: {refusal}" for key, name in entries if (refusal := engine.locked_refusal(str(name).strip().lower()))
+        ]
+        if problems:
+            raise ConfigError(problems)
 
 
 __all__ = ["Control", "ConfigError"]

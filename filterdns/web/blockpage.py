@@ -57,6 +57,11 @@ _REASON_WORDS = {
     "deny-list": "The school has put it on its list of blocked sites.",
     "bypass-protection": "It is used to get round the school's filter.",
     "override": "A member of staff has blocked it for {group} for a while.",
+    # The standard text for illegal content (a locked category): nobody at the school can lift it.
+    "locked": (
+        "Access to this site has been blocked because it may contain material that is illegal in the UK, "
+        "such as child sexual abuse images or terrorist content. This block cannot be lifted by anyone at the school."
+    ),
 }
 
 
@@ -128,6 +133,7 @@ def describe(explanation: Explanation) -> dict[str, Any]:
     when = f"{schedule} ({window})" if schedule else window or "set times"
     return {
         "blocked": decision.action == "block",
+        "locked": decision.reason == "locked",
         "group": explanation.group,
         "category": category,
         "category_description": explanation.descriptions.get(category, "") if category else "",
