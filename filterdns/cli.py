@@ -133,14 +133,18 @@ def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
         return asyncio.run(supervise(config, _without_listen(sys.argv[1:] if argv is None else argv)))
     from filterdns.server.service import run_service  # imports the whole server stack
 
+    def reread(path: Path) -> Config:
+        """SIGHUP: the file again, with the same command-line flags on top."""
+        return apply_overrides(load_config(path), args)
+
     if config.server.uvloop and not args.no_uvloop:
         try:
             import uvloop
         except ImportError:
             log.info("uvloop is not installed; using the standard asyncio event loop")
         else:
-            return uvloop.run(run_service(config))
-    return asyncio.run(run_service(config))
+            return uvloop.run(run_service(config, reread))
+    return asyncio.run(run_service(config, reread))
 
 
 def apply_overrides(config: Config, args: argparse.Namespace) -> Config:

@@ -97,3 +97,36 @@ def test_once_the_upstream_is_down_stale_answers_come_at_once_and_health_is_logg
             assert len(lines_with(server, "INFO", "upstream fake (127.0.0.1:", "answers again")) == 1
             assert len(lines_with(server, "upstream fake", "is unhealthy")) == 1
             assert lookup(server, "fresh.example")[0].answer[0].ttl == 60
+
+
+def test_upstreams_change_on_sighup_and_queries_in_flight_finish_on_the_old_ones(tmp_path):
+    with FakeUpstream() as old, FakeUpstream() as new:
+        with FilterDnsProcess(config(old, "4s"), tmp_path) as server:
+            old.set_rule("in-flight.example", Behaviour(delay=1.0))
+            answers: list[dns.message.Message] = []
+            flight = threading.Thread(target=lambda: answers.append(lookup(server, "in-flight.example")[0]))
+            flight.start()
+            time.sleep(0.2)
+            server.write_config(config(new, "4s"))
+            server.reload()
+            flight.join()
+            assert [rr.to_text() for rr in answers[0].answer[0]] == [address_for("in-flight.example")]
+            assert lookup(server, "after.example")[0].answer
+            assert "after.example" in [q.qname for q in new.queries]
+            assert "after.example" not in [q.qname for q in old.queries]
+            assert lines_with(server, "upstreams changed: now fake (127.0.0.1:")
+            assert not lines_with(server, "restart")
+
+
+def test_a_reload_keeps_the_upstream_given_on_the_command_line(tmp_path):
+    with FakeUpstream() as in_file, FakeUpstream() as on_command_line:
+        settings = config(in_file, "2s")
+        with FilterDnsProcess(settings, tmp_path, ("--upstream", f"127.0.0.1:{on_command_line.port}")) as server:
+            server.write_config({**settings, "deny": ["edited.example"]})
+            server.reload()
+            server.write_config(settings)  # and restored
+            server.reload()
+            assert lookup(server, "which.example")[0].answer
+            assert [q.qname for q in on_command_line.queries] == ["which.example"]
+            assert not in_file.queries
+            assert not lines_with(server, "upstream", "changed") and not lines_with(server, "restart")

@@ -5,8 +5,8 @@ before the store is written), then loads the policy, starts the web console, dro
 starts what writes files or opens outbound sockets, and serves DNS last. What each part does
 lives in its own module: the policy in force (``active_policy``), the sockets
 (``listeners``), the console (``web_startup``), list downloads (``list_refresh``) and the
-jobs over the store (``jobs``). Listener addresses and the cache are kept across a reload;
-changing them needs a restart, and the log says so.
+jobs over the store (``jobs``). A reload applies the policy and the upstreams; listener
+addresses, the cache size and the other node settings need a restart, and the log says so.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from filterdns.config.loader import ConfigError, load_config
-from filterdns.config.model import Config
+from filterdns.config.model import Config, UpstreamConfig
 from filterdns.metrics import Metrics
 from filterdns.policy.sources import ListDownloader
 from filterdns.resolver.access import NetworkSet, RateLimiter
@@ -42,15 +43,18 @@ log = logging.getLogger("filterdns.service")
 
 DRAIN_TIMEOUT = 5.0
 # Sections read once at start; a change in them is reported as needing a restart.
-RESTART_SECTIONS = (
-    "server", "upstream", "cache", "metrics_listen", "data_dir", "recorder", "store", "web", "log", "doh", "dot",
-)
+RESTART_SECTIONS = ("server", "cache", "metrics_listen", "data_dir", "recorder", "store", "web", "log", "doh", "dot")
+
+
+ConfigReader = Callable[[Path], Config]
 
 
 class Service:
-    """One node's resolver: the parts wired together, and their lifecycle."""
+    """One node's resolver: the parts wired together, and their lifecycle. ``read_config``
+    reads the config file again on SIGHUP, with the same command-line flags applied."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, read_config: ConfigReader = load_config):
+        self._read_config = read_config
         self.metrics = Metrics()
         self.cache = AnswerCache(config.cache, stale_retention=config.cache.serve_stale_max_age)
         self.upstream = UpstreamPool(
@@ -72,6 +76,7 @@ class Service:
         self._metrics_runner = None
         self._web_runners: list[WebRunner] = []
         self._background: list[asyncio.Task] = []
+        self._retiring: set[UpstreamPool] = set()  # replaced pools finishing their queries
         self.stopped = asyncio.Event()
 
     @property
@@ -146,11 +151,13 @@ class Service:
             log.info("reload asked, but running on the embedded default: nothing to reload")
             return False
         try:
-            new_base = await asyncio.to_thread(load_config, path)
+            new_base = await asyncio.to_thread(self._read_config, path)
         except (ConfigError, OSError) as error:
             log.error("reload failed, keeping the running configuration:\n%s", error)
             return False
         self._warn_restart_needed(new_base)
+        if new_base.upstream != self.config.upstream:
+            await self._replace_upstreams(new_base.upstream)
         try:
             await self.sync.reload_base(new_base)
         except Exception as error:  # the store is down: apply the file's policy locally
@@ -160,6 +167,28 @@ class Service:
         self.recorder.reopen_sinks()
         log.info("configuration reloaded from %s", path)
         return True
+
+    async def _replace_upstreams(self, config: UpstreamConfig) -> None:
+        """New upstreams take the next query; queries in flight finish on the old pool, which
+        closes once they have all had their time. The cache is emptied: what the old
+        upstreams said (a filtering resolver's answers, or an unfiltered one's) is not what
+        the new ones would say."""
+        old, old_timeout = self.upstream, self.config.upstream.timeout
+        pool = UpstreamPool(config, observer=self.metrics, max_pending=self.config.server.max_pending_upstream)
+        await pool.start()
+        self.upstream = pool
+        if self.pipeline is not None:
+            self.pipeline.forwarder.upstream = pool
+        self.cache.clear()
+        log.info("upstreams changed: now %s", ", ".join(map(describe, config.servers)))
+        self._retiring.add(old)
+        self._background.append(asyncio.create_task(self._retire(old, after=old_timeout + 0.5)))
+
+    async def _retire(self, pool: UpstreamPool, after: float) -> None:
+        """Close a replaced pool once every query sent on it has had its time."""
+        await asyncio.sleep(after)
+        self._retiring.discard(pool)
+        await pool.close()
 
     def _warn_restart_needed(self, new: Config) -> None:
         old = self.config
@@ -180,7 +209,9 @@ class Service:
             await asyncio.wait_for(self.recorder.close(), DRAIN_TIMEOUT)
         except asyncio.TimeoutError:
             log.warning("the query log did not finish writing within %.0f s", DRAIN_TIMEOUT)
-        await self.upstream.close()
+        for pool in [self.upstream, *self._retiring]:
+            await pool.close()
+        self._retiring.clear()
         await self.store.close()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
@@ -189,9 +220,10 @@ class Service:
         self.stopped.set()
 
 
-async def run_service(config: Config) -> int:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the process exit code."""
-    service = Service(config)
+async def run_service(config: Config, read_config: ConfigReader = load_config) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads (``read_config`` reads the file again).
+    Returns the process exit code."""
+    service = Service(config, read_config)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     reload_requested = asyncio.Event()
