@@ -5,6 +5,7 @@ teachers stay in their groups)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -17,7 +18,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from filterdns.store import AuditFilter
+from filterdns.store import AuditFilter, StoreError
+from filterdns.web import app as web_app
 from filterdns.web import start_web
 from filterdns.web.security import CSP
 from tests.support.web import HOSTILE_NAME, Console, event, fake_control, make_console
@@ -293,6 +295,42 @@ async def test_start_web_serves_tls_and_prints_a_setup_link_once(tmp_path: Path,
         await runner.cleanup()
         assert not [r for r in caplog.records if "setup?token=" in r.getMessage()]
         assert any("staff console on http://127.0.0.1:" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_setup_link_is_printed_only_when_the_store_says_there_is_no_admin(tmp_path: Path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="filterdns.web")
+    monkeypatch.setattr(web_app, "SETUP_CHECK_INTERVAL", 0.05)
+    async with fake_control(tmp_path) as control:
+        await control.store.create_user("ada", "admin", "not-a-real-hash")
+        readable = control.store.list_users
+        failures = [3]
+
+        async def unreadable_at_first():
+            if failures[0]:
+                failures[0] -= 1
+                raise StoreError("database disk image is malformed")
+            return await readable()
+
+        monkeypatch.setattr(control.store, "list_users", unreadable_at_first)
+
+        def lines(text: str) -> list[str]:
+            return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+        # A restart with an unreadable store and an admin in it: no link, then or later.
+        runner = await start_web(control, "127.0.0.1", 0)
+        await asyncio.sleep(0.5)
+        await runner.cleanup()
+        assert not lines("setup?token=")
+        assert len(lines("cannot check for an admin account yet")) == 1
+        assert len(lines("has an admin account; no setup link needed")) == 1
+        # No admin: the link comes once the store can say so.
+        caplog.clear()
+        failures[0] = 3
+        await control.store.update_user("ada", disabled=True)
+        runner = await start_web(control, "127.0.0.1", 0)
+        await asyncio.sleep(0.5)
+        await runner.cleanup()
+        assert len(lines("setup?token=")) == 1
 
 
 async def test_only_pages_hand_out_the_login_form_cookie(console: Console):

@@ -7,6 +7,7 @@ when no admin account exists yet.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -196,13 +197,31 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-async def _needs_first_admin(control: Control) -> bool:
-    try:
-        return not any(u.role == "admin" and not u.disabled for u in await control.store.list_users())
-    except StoreError as exc:
-        # Issue a token anyway: /setup checks again, and it works only while no admin exists.
-        log.warning("console: cannot check for an admin account yet: %s", exc)
-        return True
+SETUP_CHECK_INTERVAL = 5.0
+
+
+async def _link_when_no_admin(control: Control, base: str, token: str) -> None:
+    """Print the one-time setup link if, and only if, the store says there is no admin. A
+    store that cannot be read says nothing about admins: ask it again every few seconds
+    until it answers (a restart with a broken store once printed a link that was then
+    refused, because an admin existed all along)."""
+    waiting = False
+    while True:
+        try:
+            users = await control.store.list_users()
+        except StoreError as exc:
+            if not waiting:
+                log.warning("console: cannot check for an admin account yet (%s); asking again every %.0f s", exc, SETUP_CHECK_INTERVAL)
+                waiting = True
+            await asyncio.sleep(SETUP_CHECK_INTERVAL)
+            continue
+        if not any(u.role == "admin" and not u.disabled for u in users):
+            # The one secret this service ever logs, on purpose: it is how the first admin is
+            # made without a shell, and it stops working once used.
+            log.warning("no admin account yet: create one at %s/setup?token=%s (or run `filterdns user add`)", base, token)
+        elif waiting:
+            log.info("console: the store answers again and has an admin account; no setup link needed")
+        return
 
 
 def tls_context(cert: Path, key: Path | None) -> ssl.SSLContext:
@@ -225,9 +244,16 @@ async def start_web(
     """Serve the console; stop it with ``runner.cleanup()``. ``runner.addresses`` has the
     bound address when ``port`` is 0."""
     context = tls_context(tls_cert, tls_key) if tls_cert else None
-    if setup_token is None and await _needs_first_admin(control):
-        setup_token = secrets.token_urlsafe(24)
+    # /setup works only while no admin exists, so a token is harmless until it is printed.
+    setup_token = setup_token or secrets.token_urlsafe(24)
     app = create_app(control, setup_token=setup_token, secure_cookies=context is not None, settings=settings)
+    checks: list[asyncio.Future] = []
+
+    async def stop_checking(_: web.Application) -> None:
+        for check in checks:
+            check.cancel()
+
+    app.on_cleanup.append(stop_checking)
     runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=access_log)
     await runner.setup()
     try:
@@ -239,8 +265,7 @@ async def start_web(
     bound_host, bound_port = runner.addresses[0][:2]
     base = f"{scheme}://[{bound_host}]:{bound_port}" if ":" in bound_host else f"{scheme}://{bound_host}:{bound_port}"
     log.info("staff console on %s/", base)
-    if setup_token:
-        # The one secret this service ever logs, on purpose: it is how the first admin is
-        # made without a shell, and it stops working once used.
-        log.warning("no admin account yet: create one at %s/setup?token=%s (or run `filterdns user add`)", base, setup_token)
+    checks.append(asyncio.ensure_future(_link_when_no_admin(control, base, setup_token)))
+    # A store that answers at once gets its line before start_web returns.
+    await asyncio.wait(checks, timeout=1.0)
     return runner
