@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import dataclasses
 import ipaddress
@@ -122,6 +123,9 @@ def _without_listen(argv: list[str]) -> list[str]:
 
 
 def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
+    # Everything the service writes (store, query log, downloaded lists) is for its own user
+    # only: see filterdns.private_files.
+    os.umask(0o077)
     config = apply_overrides(_load(args.config), args)
     configure_logging(args.log_level or config.log.level, config.log.format)
     if not config.upstream.servers:

@@ -26,6 +26,11 @@ from urllib.parse import quote
 from filterdns.store import Store
 
 LINK_SECRET = "report-links"  # the store secret that signs shared report links
+# The longest a shared report link lasts. Checked when a link is opened, not only when it
+# is made: a link running further into the future was not made by this console (forged
+# with a leaked key, or made before this cap), and one leaked key must not open reports
+# for years.
+SHARED_LINK_MAX_DAYS = 30
 UNSUBSCRIBE_SECRET = "digest-unsubscribe"  # the store secret (and purpose) of unsubscribe links
 
 
@@ -56,6 +61,8 @@ async def link_secret(store: Store) -> str:
 
 async def new_shared_link(store: Store, group: str, days: int, *, actor: str) -> str:
     """The path of a new shared link to ``group``'s reports, valid ``days`` from now (audited)."""
+    if not 1 <= days <= SHARED_LINK_MAX_DAYS:
+        raise ValueError(f"a shared link lasts 1 to {SHARED_LINK_MAX_DAYS} days")
     expiry = int(time.time()) + days * 86_400
     path = link_path(group, expiry, link_signature(await link_secret(store), group, expiry))
     await store.audit(actor, "report.share", group, {"days": days, "expires": expiry})
@@ -66,6 +73,11 @@ async def revoke_report_links(store: Store, *, actor: str) -> None:
     """Revoke every shared report link at once: a new key signs the links made from now on."""
     await store.set_secret(LINK_SECRET, secrets.token_urlsafe(32))
     await store.audit(actor, "report.rotate", LINK_SECRET)
+
+
+def within_link_lifetime(expiry: int, now: float) -> bool:
+    """Whether a link expiring at ``expiry`` could have been made by this console by ``now``."""
+    return expiry <= now + SHARED_LINK_MAX_DAYS * 86_400
 
 
 def link_signature(secret: str, group: str, expiry: int) -> str:

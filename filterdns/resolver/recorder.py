@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from filterdns.config.model import LogConfig, RecorderConfig
+from filterdns.private_files import open_private_append
 from filterdns.resolver.events import QueryEvent
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class JsonLinesSink:
             self._close()
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = open_private_append(self.path)  # pupils' lookups: for this user only
         dumps = json.dumps
         self._file.write(
             "".join(dumps(e.to_dict(), separators=(",", ":")) + "\n" for e in events)

@@ -22,6 +22,7 @@ from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config, UpstreamConfig
 from filterdns.metrics import Metrics
 from filterdns.policy.sources import ListDownloader
+from filterdns.private_files import private_tree
 from filterdns.resolver.access import NetworkSet, RateLimiter
 from filterdns.resolver.cache import AnswerCache
 from filterdns.resolver.forward import Forwarder
@@ -90,7 +91,7 @@ class Service:
         config = self.config
         self.listeners.bind()
         self.encrypted.bind()
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        private_tree(config.data_dir)
         version = await self.sync.initial()
         policy = await self.active.first(version.config)
         config = version.config

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from filterdns.config.model import StoreConfig
+from filterdns.private_files import private_file
 from filterdns.store.base import (
     CURRENT_VERSION_SQL,
     RECORD_VERSION_SQL,
@@ -113,7 +114,11 @@ class SQLiteStore(Store):
     # --- on the worker thread ---------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
+        for companion in ("-wal", "-shm"):
+            if self.path.with_name(self.path.name + companion).exists():
+                private_file(self.path.with_name(self.path.name + companion))
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.settings.busy_timeout)
         try:
             conn.row_factory = sqlite3.Row

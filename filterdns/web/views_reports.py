@@ -15,7 +15,15 @@ from markupsafe import Markup
 
 from filterdns import i18n
 from filterdns.config.model import GroupConfig
-from filterdns.links import link_path, link_secret, link_signature, new_shared_link, same_secret
+from filterdns.links import (
+    SHARED_LINK_MAX_DAYS,
+    link_path,
+    link_secret,
+    link_signature,
+    new_shared_link,
+    same_secret,
+    within_link_lifetime,
+)
 from filterdns.reports.guidance import PERIODS
 from filterdns.reports.weekly import (
     ReportSettings,
@@ -32,7 +40,6 @@ from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, 
 from filterdns.web.family import absolute, family_message, family_page, family_render, is_parent, translator_for
 
 SHARE_DAYS_DEFAULT = 30
-SHARE_DAYS_MAX = 365
 STAFF_REPORT_ROLES = ("admin", "teacher", "viewer")
 
 
@@ -91,7 +98,7 @@ async def report_page(
         "can_share": False,
         "shared_link": None,
         "share_days": SHARE_DAYS_DEFAULT,
-        "share_days_max": SHARE_DAYS_MAX,
+        "share_days_max": SHARED_LINK_MAX_DAYS,
         **extra,
     }
     return await family_render(request, "parents/report.html", context, status=status, translator=translator)
@@ -130,8 +137,8 @@ async def share_report(request: web.Request) -> web.StreamResponse:
         days = int(str((await request.post()).get("days", "")))
     except ValueError:
         days = 0
-    if not 1 <= days <= SHARE_DAYS_MAX:
-        raise web.HTTPBadRequest(text=f"A shared link lasts 1 to {SHARE_DAYS_MAX} days.")
+    if not 1 <= days <= SHARED_LINK_MAX_DAYS:
+        raise web.HTTPBadRequest(text=f"A shared link lasts 1 to {SHARED_LINK_MAX_DAYS} days.")
     link = await new_shared_link(control.store, group.name, days, actor=user.name)
     return await report_page(
         request, group, path, status=201, staff=True, can_share=True, shared_link=absolute(request, link), share_days=days
@@ -149,7 +156,8 @@ async def shared_report(request: web.Request) -> web.StreamResponse:
     except ValueError:
         expiry = -1
     secret = await link_secret(control_of(request).store)
-    if group is None or expiry < 0 or not same_secret(info["signature"], link_signature(secret, group.name, expiry)):
+    genuine = expiry >= 0 and within_link_lifetime(expiry, time.time())
+    if group is None or not genuine or not same_secret(info["signature"], link_signature(secret, group.name, expiry)):
         return await family_message(request, 404, i18n.N_("This link does not work"), i18n.N_(
             "Check that you copied all of it, or ask the school for a new one."))
     if expiry <= time.time():
