@@ -284,12 +284,13 @@ async def test_all_servfail_returns_the_last_servfail(fake, second):
 
 async def test_all_down_raises_within_the_timeout(fake, second):
     fake.default = second.default = Behaviour("drop")
-    async with running_pool(fake.server_config(), second.server_config(), timeout=0.4) as pool:
+    async with running_pool(fake.server_config(), second.server_config(), timeout=1.0) as pool:
         started = time.monotonic()
         with pytest.raises(UpstreamUnavailable):
             await pool.resolve(query("www.example.test"))
         elapsed = time.monotonic() - started
-    assert 0.35 < elapsed < 0.6
+    # One shared budget: at the timeout, not twice it (the bound leaves a loaded machine room).
+    assert 0.95 < elapsed < 1.9
     # The budget was shared: both servers were asked.
     assert len(fake.queries) == len(second.queries) == 1
 
@@ -349,14 +350,14 @@ async def test_failed_probe_rests_again(fake, second):
 
 
 async def test_prefers_the_faster_server(fake, second):
-    fake.default = Behaviour(delay=0.05)
+    fake.default = Behaviour(delay=0.4)  # far slower than a loaded machine's loopback answer
     servers = (fake.server_config(name="slow"), second.server_config(name="fast"))
     async with running_pool(*servers) as pool:
         labels = [(await pool.resolve(query(f"n{i}.test")))[1] for i in range(4)]
         slow, fast = pool.health()
     # The slow one is asked first (config order, unmeasured), then the measured-faster one.
     assert labels == ["slow", "fast", "fast", "fast"]
-    assert slow.latency_ewma_ms > 40 > fast.latency_ewma_ms
+    assert slow.latency_ewma_ms > 350 > fast.latency_ewma_ms
 
 
 async def test_equal_servers_keep_config_order(fake, second):
@@ -388,14 +389,15 @@ async def test_sockets_rotate_to_new_source_ports(fake, monkeypatch):
 
 async def test_pending_bound_rejects_at_once(fake):
     fake.default = Behaviour("drop")
-    async with running_pool(fake.server_config(), timeout=0.3, max_pending=2) as pool:
+    async with running_pool(fake.server_config(), timeout=2.0, max_pending=2) as pool:
         waiting = [asyncio.create_task(pool.resolve(query(f"n{i}.test"))) for i in range(2)]
         await asyncio.sleep(0.05)
         assert pool.pending == 2
         started = time.monotonic()
         with pytest.raises(UpstreamOverloaded):
             await pool.resolve(query("one-too-many.test"))
-        assert time.monotonic() - started < 0.01
+        # at once: long before the 2 s it would take to wait for a place
+        assert time.monotonic() - started < 0.5
         results = await asyncio.gather(*waiting, return_exceptions=True)
     assert all(isinstance(r, UpstreamUnavailable) for r in results)
     assert pool.pending == 0
