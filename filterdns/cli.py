@@ -18,6 +18,7 @@ from filterdns.config.model import Config, UpstreamServerConfig
 from filterdns.config.policytext import policy_document
 from filterdns.config.values import parse_endpoint, parse_mac
 from filterdns.logsetup import configure_logging
+from filterdns.policy.listhealth import essential_note
 
 log = logging.getLogger("filterdns")
 
@@ -188,6 +189,7 @@ def _check_config(path: Path) -> int:
     from filterdns.server.active_policy import build_policy
 
     policy = build_policy(config)
+    health = policy.categories.health
     problems = 0
     for status in policy.categories.statuses:
         note = ""
@@ -198,7 +200,17 @@ def _check_config(path: Path) -> int:
             note = f"  ({status.bad_lines} bad lines skipped, e.g. line {status.bad_examples[0][0]}: {status.bad_examples[0][1]!r})"
         elif status.bad_lines:
             note = f"  ({status.bad_lines} bad lines skipped; mostly not a list)"
+        if status.url_entries:
+            note += f"  ({status.url_entries} page addresses not enforceable by DNS)"
         print(f"  {status.category:<14} {status.entries:>9} domains  {status.location}{note}")
+        if status.essential_blocked:
+            print(f"  {'':<14} {essential_note(status.essential_blocked, health.essential_total)}: "
+                  f"{', '.join(status.essential_blocked)}")
+    for category, repeated in health.duplicates.items():
+        if repeated:
+            print(f"  {category:<14} {repeated} entries repeated across its sources")
+    for first, second, shared in health.overlaps:
+        print(f"  overlap: {shared} domains in both {first} and {second}")
     print(
         f"{path}: OK — {len(config.groups)} groups, {len(config.schedules)} schedules, "
         f"{len(config.categories)} categories, {len(policy.categories.index)} listed domains"

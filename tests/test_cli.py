@@ -50,6 +50,25 @@ def test_check_config_on_the_example_prints_category_counts():
     assert re.search(r"config\.yaml: OK — 5 groups, 3 schedules, 17 categories, \d+ listed domains", result.stdout)
 
 
+def test_check_config_reports_list_health(tmp_path):
+    (tmp_path / "essential.yaml").write_text((REPO / "blocklists" / "essential.yaml").read_text())
+    (tmp_path / "chat.txt").write_text("teams.microsoft.com\nnasa.gov\ndiscord.com\n")
+    (tmp_path / "games.txt").write_text("discord.com\nroblox.com\n")
+    (tmp_path / "catalogue.yaml").write_text(
+        "essential: essential.yaml\n"
+        "categories:\n"
+        "  chat: {sources: [{file: chat.txt, name: UT1 chat}, {file: chat.txt, name: copy}]}\n"
+        "  games: {sources: [games.txt]}\n"
+    )
+    (tmp_path / "config.yaml").write_text("catalogue: catalogue.yaml\nessential_extra: [mis.school.example]\n")
+    result = run("check-config", str(tmp_path / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines.count("                 would block 2 of 228 essential names: nasa.gov, teams.microsoft.com") == 2
+    assert "  chat           3 entries repeated across its sources" in lines
+    assert "  overlap: 1 domains in both chat and games" in lines
+
+
 def test_check_config_on_a_broken_file_names_file_and_line(tmp_path):
     path = broken_config(tmp_path)
     result = run("check-config", str(path))

@@ -56,6 +56,8 @@ async def test_dashboard_shows_traffic_blocks_and_health(console: Console):
     )
     assert "failing (4 in a row)" in text and "writing normally" in text
     assert re.search(r"<td>video</td><td class=\"num\">2</td>", text)  # domains loaded per category
+    # The inline video list would block vimeo.com, one of the one essential name: over 2 %.
+    assert '<span class="bad too-broad">inline: would block 1 of 1 essential names</span>' in text
     week = await text_of(console, "/?period=7d")
     assert week.count('class="axis" x=') >= 7 + 5  # seven day labels and five gridline numbers
 

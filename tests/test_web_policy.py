@@ -6,6 +6,7 @@ follows each revision (tests/support/web.py, extended here)."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -47,6 +48,7 @@ groups:
   8c: {networks: [10.0.8.0/24], block: [adult, video]}
 default_group: guests
 allow: [school.example]
+essential_extra: [vimeo.com]
 """
 
 
@@ -313,6 +315,10 @@ async def test_categories_page_and_a_custom_list(console):
     assert "needs attention" in local
     assert "line 2: <code>not a &lt;domain&gt; line</code>" in local  # an example of a bad line, escaped
     assert "missing.txt" in local and 'class="bad"' in local  # the missing file's error
+    # List health: the inline video list would block the one essential name, vimeo.com.
+    video = text[text.index('id="category-video"') : text.index('id="category-local"')]
+    assert "needs attention" in video
+    assert re.search(r'class="num essential bad">1\s*<details><summary>would block</summary>\s*<ul><li><code>vimeo.com</code>', video)
     # A category with list files is not editable here: saving the form would drop them.
     assert 'id="edit-video"' in text and 'id="edit-local"' not in text
     assert (await page(console, "/categories/local/edit"))[0] == 404

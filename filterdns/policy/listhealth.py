@@ -80,5 +80,11 @@ def category_health(
 
 
 def over_share(blocked: int, total: int, share: float) -> bool:
-    """True when a source blocking ``blocked`` of ``total`` essential names exceeds ``share``."""
+    """True when a source blocking ``blocked`` of ``total`` essential names exceeds ``share``
+    (``lists.essential_alert_share``): such a source is flagged in red on the dashboard."""
     return total > 0 and blocked / total > share
+
+
+def essential_note(blocked: Sequence[str], total: int) -> str:
+    """"would block 4 of 227 essential names", for the console and ``check-config``."""
+    return f"would block {len(blocked)} of {total} essential names"

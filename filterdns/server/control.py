@@ -25,6 +25,7 @@ from filterdns.config.model import CategoryConfig, Config, GroupConfig, Schedule
 from filterdns.metrics import Metrics
 from filterdns.names import domain_name
 from filterdns.policy.categories import SourceStatus
+from filterdns.policy.listhealth import ListHealth
 from filterdns.policy.explanation import Explanation
 from filterdns.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
@@ -112,6 +113,9 @@ class Control(StoreChanges):
 
     def category_statuses(self) -> list[SourceStatus]:
         return list(self._service.active.require().categories.statuses)
+
+    def list_health(self) -> ListHealth:
+        return self._service.active.require().categories.health
 
     def list_sizes(self) -> dict[str, int]:
         return list_sizes(self._service.active.require().categories)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from filterdns.policy.listhealth import essential_note, over_share
 from filterdns.store import DAY, HOUR, Store, StoreError
 from filterdns.web.auth import group_picker, require, scope_filter
 from filterdns.web.charts import Bar, Series, stacked_bars
@@ -131,16 +132,24 @@ def traffic_bars(rows: Sequence[TrafficRow], starts: Sequence[float], bucket: Bu
 
 
 def list_summary(control) -> list[dict]:
-    """Per category: domains loaded, sources, the oldest copy in use, and any problems."""
+    """Per category: domains loaded, sources, the oldest copy in use, and any problems,
+    including sources that would block more than ``lists.essential_alert_share`` of the
+    essential names (flagged in red: such a list is too broad for a school)."""
 
     def empty(category: str, domains: int = 0) -> dict:
-        return {"category": category, "domains": domains, "sources": 0, "last_refresh": None, "errors": [], "bad_lines": 0}
+        return {
+            "category": category, "domains": domains, "sources": 0, "last_refresh": None, "errors": [],
+            "bad_lines": 0, "too_broad": [],
+        }
 
+    total, share = control.list_health().essential_total, control.config.lists.essential_alert_share
     summary = {name: empty(name, size) for name, size in control.list_sizes().items()}
     for status in control.category_statuses():
         entry = summary.setdefault(status.category, empty(status.category))
         entry["sources"] += 1
         entry["bad_lines"] += status.bad_lines
+        if over_share(len(status.essential_blocked), total, share):
+            entry["too_broad"].append(f"{status.label}: {essential_note(status.essential_blocked, total)}")
         if status.error:
             entry["errors"].append(f"{status.location}: {status.error}")
         if status.last_refresh is not None:

@@ -25,6 +25,7 @@ from filterdns.config.loader import ConfigError
 from filterdns.config.model import CategoryConfig
 from filterdns.policy import document
 from filterdns.policy.categories import INLINE_LOCATION, SourceStatus
+from filterdns.policy.listhealth import over_share
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, render, user_of
 from filterdns.web.views_policy import (
@@ -53,7 +54,9 @@ class CategoryRow:
     listed: int  # domains in the loaded index
     sources: list[SourceStatus]
     editable: bool  # defined in the policy document in a shape the form can show whole
-    problem: bool  # a source failed or had bad lines
+    problem: bool  # a source failed, had bad lines or would block too many essential names
+    duplicates: int  # entries the category's sources repeat
+    too_broad: frozenset[str]  # labels of sources over lists.essential_alert_share
 
 
 def category_rows(control: Control) -> list[CategoryRow]:
@@ -61,17 +64,24 @@ def category_rows(control: Control) -> list[CategoryRow]:
     for status in control.category_statuses():
         statuses.setdefault(status.category, []).append(status)
     sizes = control.list_sizes()
+    health = control.list_health()
+    share = control.config.lists.essential_alert_share
     editable = editable_categories(control.policy_data())
     rows = []
     for category in control.categories():
         sources = statuses.get(category.name, [])
+        too_broad = frozenset(
+            s.label for s in sources if over_share(len(s.essential_blocked), health.essential_total, share)
+        )
         rows.append(
             CategoryRow(
                 category,
                 sizes.get(category.name, 0),
                 sources,
                 category.name in editable,
-                any(s.error or s.bad_lines for s in sources),
+                bool(too_broad) or any(s.error or s.bad_lines for s in sources),
+                health.duplicates.get(category.name, 0),
+                too_broad,
             )
         )
     return rows
@@ -85,6 +95,7 @@ async def categories_page(request: web.Request) -> web.StreamResponse:
         "categories.html",
         {
             "rows": category_rows(control),
+            "health": control.list_health(),
             "inline": INLINE_LOCATION,
             "can_change": user_of(request).role in CHANGE_ROLES,
             "notice": notice(request),

@@ -51,6 +51,7 @@ groups:
   7b: {networks: [10.0.7.0/24], block: [adult, games]}
   8c: {networks: [10.0.8.0/24], block: [adult, video]}
 default_group: guests
+essential_extra: [vimeo.com]   # listed as video: the list-health figures have a source to flag
 """
 
 USERS = (
@@ -89,6 +90,9 @@ class FakeControl(StoreChanges):
 
     def list_sizes(self) -> dict[str, int]:
         return {c.name: len(c.domains) for c in self.config.categories}
+
+    def list_health(self):
+        return self.policy.categories.health
 
     def upstream_health(self) -> list[UpstreamHealth]:
         return [UpstreamHealth("quad9", True, 0, 12.5, 100, 1), UpstreamHealth("broken", False, 4, None, 9, 9)]
