@@ -422,6 +422,18 @@ class StoreContract:
         assert sorted(revisions) == list(range(1, 11))
         assert await a.latest_revision_id() == await b.latest_revision_id() == 10
 
+    async def test_nodes_importing_one_file_at_once_store_it_once(self, store_factory: StoreFactory) -> None:
+        nodes = await asyncio.gather(*(store_factory(f"node-{n}") for n in range(4)))
+        imported = await asyncio.gather(*(node.import_revision("groups: {}\n", "config-file") for node in nodes))
+        assert [i for i in imported if i is not None] == [1]
+        assert await nodes[0].latest_revision_id() == 1
+        # A console edit, then the same file again: nothing new (it was imported already).
+        await nodes[0].add_revision("groups: {a: {}}\n", "admin")
+        assert await nodes[1].import_revision("groups: {}\n", "config-file") is None
+        # The file changes to what is in force already: nothing new either.
+        assert await nodes[2].import_revision("groups: {a: {}}\n", "config-file") is None
+        assert await nodes[3].import_revision("groups: {b: {}}\n", "config-file") == 3
+
     # --- the sink ---------------------------------------------------------------------
 
     async def test_recorder_events_reach_the_store(self, store: Store) -> None:

@@ -1,11 +1,12 @@
-"""Starting a node: a start that fails changes nothing, and the service does not import the
-web stack until it serves a console."""
+"""Starting a node: a start that fails changes nothing, nodes starting together import the
+config file once, and the service does not import the web stack until it serves a console."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 
 import yaml
 
@@ -46,3 +47,24 @@ def test_importing_the_service_loads_no_web_module():
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_nodes_starting_together_import_the_config_file_once(tmp_path):
+    db = tmp_path / "shared.db"
+    with FakeUpstream() as upstream:
+        nodes = []
+        for name in "abc":
+            (tmp_path / name).mkdir()
+            nodes.append(FilterDnsProcess(node_config(upstream.port, db), tmp_path / name))
+        starting = [threading.Thread(target=node.__enter__) for node in nodes]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        try:
+            revisions = store_call(db, "list_revisions")
+            assert [(r.id, r.author) for r in revisions] == [(1, "config-file")]
+            assert [e.action for e in store_call(db, "list_audit")].count("policy.import") == 1
+        finally:
+            for node in nodes:
+                node.__exit__(None, None, None)

@@ -2,7 +2,8 @@
 
 The policy (groups, schedules, categories, allow/deny lists...) lives in the store as numbered
 revisions. config.yaml seeds it: when the file's policy differs from the last one imported
-from it, it becomes a new revision (and the audit log says so). The console adds revisions
+from it and from the newest revision, it becomes a new revision (and the audit log says so),
+atomically, so nodes starting together import it once. The console adds revisions
 too. Every node polls the newest revision id twice a second and applies a new one as soon as
 it appears, so an edit on one node's console reaches all of them within a second.
 
@@ -70,10 +71,12 @@ class PolicySync:
     async def _import_and_load(self) -> PolicyVersion:
         # YAML work runs in a thread: the event loop keeps answering DNS meanwhile.
         text = await asyncio.to_thread(self.file_text)
-        if await self._last_import_text() != text:
-            digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-            where = str(self._base.source) if self._base.source else "the embedded default"
-            revision_id = await self._store.add_revision(text, FILE_AUTHOR, f"imported from {where} ({digest})")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        where = str(self._base.source) if self._base.source else "the embedded default"
+        # Imported only if it differs from the newest revision and from the file's last
+        # import, in one atomic step: nodes starting together import it once.
+        revision_id = await self._store.import_revision(text, FILE_AUTHOR, f"imported from {where} ({digest})")
+        if revision_id is not None:
             await self._store.audit(FILE_AUTHOR, "policy.import", f"revision {revision_id}", {"file": where})
             log.info("the policy in %s changed: imported as revision %d", where, revision_id)
         self._imported = True
@@ -81,17 +84,6 @@ class PolicySync:
         assert latest is not None
         config = await asyncio.to_thread(config_with_policy, self._base, latest.yaml_text, f"revision {latest.id}")
         return PolicyVersion(config, latest.yaml_text, latest.id)
-
-    async def _last_import_text(self) -> str | None:
-        before = None
-        while True:
-            page = await self._store.list_revisions(limit=100, before_id=before)
-            for revision in page:
-                if revision.author == FILE_AUTHOR:
-                    return revision.yaml_text
-            if len(page) < 100:
-                return None
-            before = page[-1].id
 
     async def propose(self, text: str, *, author: str, comment: str) -> int:
         """Validate a new policy document, store it as a revision and apply it here now."""

@@ -66,6 +66,23 @@ class PolicyQueries(StoreBase):
         )
         return int(rows[0]["id"])
 
+    async def import_revision(self, yaml_text: str, author: str, comment: str = "", *, now: float | None = None) -> int | None:
+        """Save ``yaml_text`` as a revision by ``author`` unless it equals the newest revision
+        or ``author``'s last one; returns the new id, or None when nothing was saved. One
+        statement under the exclusive lock: nodes starting together with the same config
+        file import it once."""
+        rows = await self._query_exclusive(
+            "INSERT INTO policy_revisions (id, created, node, author, comment, yaml_text) "
+            "SELECT next_id, ?, ?, ?, ?, ? FROM (SELECT coalesce(max(id), 0) + 1 AS next_id FROM policy_revisions) AS n "
+            "WHERE NOT EXISTS (SELECT 1 FROM (SELECT yaml_text FROM policy_revisions ORDER BY id DESC LIMIT 1) AS latest "
+            "WHERE latest.yaml_text = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM (SELECT yaml_text FROM policy_revisions WHERE author = ? ORDER BY id DESC LIMIT 1) "
+            "AS imported WHERE imported.yaml_text = ?) "
+            "RETURNING id",
+            [current_time(now), self.node, author, comment, yaml_text, yaml_text, author, yaml_text],
+        )
+        return int(rows[0]["id"]) if rows else None
+
     async def latest_revision_id(self) -> int:
         """The newest revision's id (0: none yet). One primary-key lookup: cheap to poll."""
         rows = await self._query("SELECT coalesce(max(id), 0) AS id FROM policy_revisions")
