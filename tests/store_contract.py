@@ -84,7 +84,7 @@ class StoreContract:
     async def test_events_round_trip_newest_first(self, store: Store) -> None:
         events = [
             make_event(T0, "a.example.org", mac="aa:bb:cc:dd:ee:ff"),
-            blocked(T0 + 1.25, "b.example.org", qtype=28, transport="tcp", latency_ms=0.125),
+            blocked(T0 + 1.25, "b.example.org", qtype=28, transport="doh", latency_ms=0.125, pupil="p-101"),
             make_event(T0 + 2, "c.example.org", verdict="error", rcode=2, answered_by=""),
         ]
         await store.insert_events(events)
@@ -110,7 +110,7 @@ class StoreContract:
     async def test_search_filters(self, store: Store) -> None:
         await store.insert_events([
             make_event(T0, "example.com"),
-            make_event(T0 + 1, "www.example.com", client="10.10.7.22"),
+            make_event(T0 + 1, "www.example.com", client="10.10.7.22", transport="dot", pupil="p-101"),
             make_event(T0 + 2, "badexample.com", group="class-8b"),
             blocked(T0 + 3, "www.youtube.com", "video", group="class-8b"),
             blocked(T0 + 4, "a_b.test", "adult"),
@@ -124,6 +124,7 @@ class StoreContract:
         assert await found(groups=("class-8b", "staff")) == ["axb.test", "www.youtube.com", "badexample.com"]
         assert await found(groups=()) == []
         assert await found(client="10.10.7.22") == ["www.example.com"]
+        assert await found(pupil="p-101") == ["www.example.com"]
         assert await found(name_contains="TUBE") == ["www.youtube.com"]
         assert await found(name_contains="_") == ["a_b.test"]  # not a LIKE wildcard
         assert await found(domain="example.com.") == ["www.example.com", "example.com"]

@@ -60,6 +60,21 @@ async def test_per_group_and_the_groups_filter(store: Store) -> None:
     assert [c.subject for c in await store.alert_candidates(only_8c, since=T0, until=T0 + 60)] == ["8c"]
 
 
+async def test_per_pupil_follows_the_pupil_across_devices_and_ignores_the_unnamed(store: Store) -> None:
+    # One pupil on a Chromebook at school and a laptop at home (DoH, different addresses),
+    # and three lookups by devices nobody named: only the pupil is a candidate.
+    await store.insert_events([
+        attempt(T0, client="10.0.7.21", pupil="p-101"), attempt(T0 + 1, client="10.0.7.21", pupil="p-101"),
+        attempt(T0 + 2, client="192.0.2.44", pupil="p-101"),
+        attempt(T0 + 3, client="10.0.7.30"), attempt(T0 + 4, client="10.0.7.31"), attempt(T0 + 5, client="10.0.7.32"),
+    ])  # fmt: skip
+    per_pupil = AlertRule("p", categories=("self-harm",), threshold=3, per="pupil", email=("a@b.test",))
+    [candidate] = await store.alert_candidates(per_pupil, since=T0, until=T0 + 60)
+    assert (candidate.subject, candidate.attempts) == ("p-101", 3)
+    attempts = await store.alert_attempts(per_pupil, subjects=["p-101"], since=T0, until=T0 + 60)
+    assert [a.client for a in attempts] == ["10.0.7.21", "10.0.7.21", "192.0.2.44"]
+
+
 async def test_bypass_counts_canary_names_and_the_bypass_category(store: Store) -> None:
     await store.insert_events([
         canary(T0), attempt(T0 + 1, "bypass"), attempt(T0 + 2, "self-harm"),

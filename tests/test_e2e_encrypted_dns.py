@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import shutil
 import socket
 import ssl
@@ -58,6 +59,7 @@ def school_config(upstream_port: int, pki: Pki, **overrides) -> dict:
         doh={"listen": ["127.0.0.1:0"], "tls_cert": str(pki.cert), "tls_key": str(pki.key)},
         dot={"listen": ["127.0.0.1:0"]},
         identity={"hostname": HOSTNAME, "salt": SALT},
+        log={"level": "info", "query_log": "queries.jsonl"},
     )
     config.update(overrides)
     return config
@@ -185,6 +187,26 @@ def test_an_unknown_id_gets_the_strictest_pupil_group_and_no_id_the_address_grou
     assert addresses(over_doh(server, pki, "www.tiktok.com")) != [BLOCKED]
     assert addresses(over_dot(server, pki, "www.tiktok.com")) != [BLOCKED]
     assert not any("stranger" in line for line in server.log_lines)
+
+
+def test_query_events_carry_the_pupil_never_an_unknown_id(server, pki) -> None:
+    over_doh(server, pki, "pupil-event.example.org", "/dns-query/ann@school.test")
+    over_dot(server, pki, "pupil-event.example.org", f"cb-17.{HOSTNAME}")
+    over_doh(server, pki, "stranger-event.example.org", "/dns-query/mallory@evil.test")
+    log_file = server.workdir / "queries.jsonl"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = [json.loads(line) for line in log_file.read_text().splitlines()] if log_file.exists() else []
+        mine = [e for e in events if e["name"].endswith("-event.example.org")]
+        if len(mine) >= 3:
+            break
+        time.sleep(0.2)
+    by_transport = {(e["transport"], e["name"]): e for e in mine}
+    assert by_transport["doh", "pupil-event.example.org"]["pupil"] == "p-101"
+    assert by_transport["dot", "pupil-event.example.org"]["pupil"] == "p-101"
+    stranger = by_transport["doh", "stranger-event.example.org"]
+    assert stranger["pupil"].startswith("unknown:") and stranger["group"] == "year7"
+    assert "mallory" not in log_file.read_text()
 
 
 def https_request(server, pki, method: str, target: str, body: bytes | None = None, headers: dict | None = None):

@@ -28,6 +28,7 @@ from filterdns.reports.weekly import (
 from filterdns.resolver.events import QueryEvent
 from filterdns.store import DAY, Store, StoreConfig, open_store
 from tests.support import stores
+from tests.store_contract import LATEST_SCHEMA
 from tests.support.stores import StoreFactory
 
 pg_server, store_factory = stores.pg_server, stores.store_factory  # both backends, for the parents' store API
@@ -292,4 +293,4 @@ async def test_secrets_are_made_once_and_rotated(store_factory: StoreFactory):
     await store.set_secret("report-links", "rotated")
     assert await store.get_secret("report-links", "third") == "rotated"
     health = await store.health()
-    assert "schema version 3" in health.detail
+    assert f"schema version {LATEST_SCHEMA}" in health.detail

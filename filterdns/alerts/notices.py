@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from filterdns.alerts.rules import SUBJECT_WORDS
 from filterdns.config.model import AlertRule, Config
 from filterdns.store import Alert, Store
 
@@ -79,7 +80,7 @@ def device_words(alert: Alert) -> str:
 
 def _facts(alert: Alert, rule: AlertRule, config: Config) -> list[tuple[str, str]]:
     zone = ZoneInfo(config.timezone)
-    per = "one device" if rule.per == "client" else "one group"
+    per = f"one {SUBJECT_WORDS[rule.per]}"
     return [
         ("Rule", f"{rule.name}: {rule.threshold} or more attempts within {_duration(rule.window)} by {per}"),
         ("Categories", ", ".join(alert.categories)),

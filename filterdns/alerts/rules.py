@@ -14,6 +14,9 @@ from filterdns.config.model import AlertRule
 
 PolicyDoc = dict[str, Any]
 
+# What a rule's ``per`` counts attempts by, in words: pages, notices and the rule form.
+SUBJECT_WORDS: dict[str, str] = {"client": "device", "group": "group", "pupil": "pupil"}
+
 
 def watched_categories(rules: Sequence[AlertRule]) -> frozenset[str]:
     """The categories some safeguarding rule watches: lookups in them are the stuff of

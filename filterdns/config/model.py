@@ -400,13 +400,14 @@ class ReportsConfig:
     digest_time: str = "07:30"  # HH:MM
 
 
-AlertSubject = Literal["client", "group"]
+AlertSubject = Literal["client", "group", "pupil"]
 
 
 @dataclass(frozen=True, slots=True)
 class AlertRule:
     """A safeguarding alert rule (policy section ``alerts.rules``): ``threshold`` matching
-    blocked attempts within ``window`` seconds by one ``per`` (a client or a whole group)
+    blocked attempts within ``window`` seconds by one ``per`` (a client, a whole group, or a
+    pupil named by the roster over DoH/DoT, wherever their device is)
     raise one alert per burst. Matching means a blocked lookup in one of ``categories``, or,
     with ``bypass``, any bypass attempt (bypass-category lookups and canary names)."""
 

@@ -76,4 +76,5 @@ class QueryEvent:
             "latency_ms": round(self.latency_ms, 3),
             "answered_by": self.answered_by,
             "transport": self.transport,
+            "pupil": self.pupil,
         }

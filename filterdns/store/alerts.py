@@ -37,7 +37,7 @@ SUBJECT_CHUNK = 500
 ATTEMPT_LIMIT = 50_000
 
 # The column that names a rule's subject; never user input, so safe to put into SQL.
-_SUBJECT_COLUMN: dict[str, str] = {"client": "client", "group": "group_name"}
+_SUBJECT_COLUMN: dict[str, str] = {"client": "client", "group": "group_name", "pupil": "pupil"}
 # The category an alert records for a lookup (the same rule as ``attempt_category``).
 _CATEGORY_SQL = f"CASE WHEN reason = '{BYPASS_REASON}' THEN '{BYPASS_CATEGORY}' ELSE category END"
 _ALERT_COLUMNS = (
@@ -120,6 +120,8 @@ def _matching(rule: AlertRule) -> tuple[str, list[Any]]:
     if rule.groups:
         clause += f" AND group_name IN ({marks(rule.groups)})"
         params.extend(rule.groups)
+    if rule.per == "pupil":
+        clause += " AND pupil <> ''"  # lookups by nobody the roster names are nobody's burst
     return clause, params
 
 

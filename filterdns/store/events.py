@@ -19,7 +19,7 @@ from filterdns.store.base import HOUR, Row, StoreBase, Where, marks
 
 EVENT_COLUMNS = (
     "time", "node", "client", "mac", "group_name", "name", "qtype", "verdict", "reason",
-    "category", "rcode", "latency_ms", "answered_by", "transport",
+    "category", "rcode", "latency_ms", "answered_by", "transport", "pupil",
 )
 INSERT_EVENT_SQL = (
     f"INSERT INTO query_events ({', '.join(EVENT_COLUMNS)}) "
@@ -34,7 +34,7 @@ UPSERT_HOURLY_SQL = (
 )
 _EVENT_SELECT = (
     'SELECT id, node, time, client, mac, group_name AS "group", name, qtype, verdict, '
-    "reason, category, rcode, latency_ms, answered_by, transport FROM query_events"
+    "reason, category, rcode, latency_ms, answered_by, transport, pupil FROM query_events"
 )
 # Retention deletes raw events in slices this big so that no single statement holds the
 # database's write lock (SQLite) or a huge transaction (PostgreSQL) for long.
@@ -49,6 +49,7 @@ class EventFilter:
 
     groups: tuple[str, ...] | None = None
     client: str | None = None
+    pupil: str | None = None  # the roster's pupil id (or ``device:<id>``) of DoH/DoT queries
     name_contains: str | None = None
     domain: str | None = None
     verdict: str | None = None
@@ -73,7 +74,7 @@ def event_rows(events: Sequence[QueryEvent], node: str) -> list[tuple[Any, ...]]
     protocol refuses an int where a double belongs)."""
     return [
         (float(e.time), node, e.client, e.mac, e.group, e.name, e.qtype, e.verdict,
-         e.reason, e.category, e.rcode, float(e.latency_ms), e.answered_by, e.transport)
+         e.reason, e.category, e.rcode, float(e.latency_ms), e.answered_by, e.transport, e.pupil)
         for e in events
     ]
 
@@ -126,6 +127,7 @@ class EventQueries(StoreBase):
         w = Where()
         w.one_of("group_name", where.groups)
         w.equal("client", where.client)
+        w.equal("pupil", where.pupil)
         w.equal("verdict", where.verdict)
         w.equal("category", where.category)
         if where.hide_categories:

@@ -212,3 +212,8 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_subject ON alerts (rule, subject_kind, subject, last_time);
 CREATE INDEX alerts_created ON alerts (created);
+
+-- version: 4
+-- The pupil (or device) a DoH/DoT client named through the roster; '' when none did.
+ALTER TABLE query_events ADD COLUMN pupil TEXT NOT NULL DEFAULT '';
+CREATE INDEX query_events_pupil ON query_events (pupil, time) WHERE pupil <> '';

@@ -258,7 +258,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(
         "GET", "/events", get_events, "Search the query log, newest first", CONSOLE_ROLES,
         params=(
-            _GROUP, Param("client", "client address"), Param("domain", "a name and the names under it"),
+            _GROUP, Param("client", "client address"), Param("pupil", "pupil or device id from the roster (DoH/DoT)"),
+            Param("domain", "a name and the names under it"),
             Param("contains", "names containing this text"),
             Param("verdict", "allowed, blocked, rewritten or error"), Param("category", "matched category"),
             Param("since", "from (inclusive)", schema=TIME), Param("until", "to (exclusive)", schema=TIME),

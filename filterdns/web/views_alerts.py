@@ -22,7 +22,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from filterdns.alerts.notices import device_words
-from filterdns.alerts.rules import remove_alert_rule, set_alert_rule
+from filterdns.alerts.rules import SUBJECT_WORDS, remove_alert_rule, set_alert_rule
 from filterdns.config.loader import ConfigError
 from filterdns.config.model import AlertRule, AlertSubject
 from filterdns.store import Alert, EventFilter
@@ -108,15 +108,16 @@ async def burst_lookups(request: web.Request, alert: Alert) -> tuple[list[Row], 
     ``LOOKUPS_SHOWN``), and whether there are more. One query-log search per category;
     canary names have no category, so "bypass" also searches the uncategorised blocks."""
     store = control_of(request).store
-    by_client = alert.subject_kind == "client"
+    kind = alert.subject_kind
     searched = set(alert.categories) | ({""} if BYPASS_CATEGORY in alert.categories else set())
     rows: list[Row] = []
     more = False
     for category in sorted(searched):
         page = await store.search_events(
             EventFilter(
-                groups=None if by_client else (alert.subject,),
-                client=alert.subject if by_client else None,
+                groups=(alert.subject,) if kind == "group" else None,
+                client=alert.subject if kind == "client" else None,
+                pupil=alert.subject if kind == "pupil" else None,
                 verdict="blocked",
                 category=category,
                 since=alert.first_time,
@@ -134,7 +135,7 @@ async def _alert_page(request: web.Request, alert: Alert, *, errors: Sequence[st
                       status: int = 200) -> web.Response:  # fmt: skip
     lookups, more = await burst_lookups(request, alert)
     querylog = {"verdict": "blocked", "since": f"{alert.first_time:.3f}", "until": f"{alert.last_time + 1:.3f}"}
-    querylog["client" if alert.subject_kind == "client" else "group"] = alert.subject
+    querylog[alert.subject_kind] = alert.subject  # the kinds are the query log's field names
     return await render(
         request,
         "alert.html",
@@ -143,6 +144,7 @@ async def _alert_page(request: web.Request, alert: Alert, *, errors: Sequence[st
             "rule": _rule(request, alert.rule),
             "device": device_words(alert),
             "lookups": lookups,
+            "subject_words": SUBJECT_WORDS,
             "more": more,
             "querylog": querylog,
             "errors": list(errors),
@@ -232,8 +234,8 @@ def parse_rule(typed: Mapping[str, Any]) -> AlertRule:
         raise ValueError("the time is a number of minutes, such as 10") from None
     if not math.isfinite(minutes) or minutes <= 0:
         raise ValueError("the time is a number of minutes above zero")
-    if typed["per"] not in ("client", "group"):
-        raise ValueError("count attempts per device or per group")
+    if typed["per"] not in SUBJECT_WORDS:
+        raise ValueError("count attempts per device, per pupil or per group")
     return AlertRule(
         name=typed["name"],
         categories=tuple(sorted(typed["categories"])),
@@ -264,6 +266,7 @@ async def _rules_page(request: web.Request, form: Mapping[str, Any] | None = Non
             "form": form or rule_form(NEW_RULE),
             "problems": list(problems),
             "notice": notice(request),
+            "subject_words": SUBJECT_WORDS,
             **_form_context(request),
         },
         status=status,

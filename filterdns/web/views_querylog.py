@@ -1,4 +1,4 @@
-"""Query log search: by group, client, domain, verdict and time, newest first, a page at a
+"""Query log search: by group, client, pupil, domain, verdict and time, newest first, a page at a
 time (keyset cursors from the store, so page 50 is as quick as page 1). Teachers only ever
 see their own groups' queries, and only admins see lookups in the categories safeguarding
 alerts watch (who looked up self-harm sites is for the safeguarding lead)."""
@@ -46,6 +46,7 @@ def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo, config: C
     return EventFilter(
         groups=scope_filter(user, query.get("group", "").strip() or None),
         client=query.get("client", "").strip() or None,
+        pupil=query.get("pupil", "").strip() or None,
         domain=query.get("domain", "").strip() or None,
         name_contains=query.get("contains", "").strip() or None,
         verdict=verdict or None,
@@ -77,7 +78,7 @@ async def querylog(request: web.Request) -> web.StreamResponse:
         page = await control_of(request).store.search_events(where, limit=PAGE_SIZE, cursor=query.get("cursor") or None)
     except ValueError as exc:
         errors.append(str(exc))
-    form = search_form(query, ("group", "client", "domain", "verdict"), zone)
+    form = search_form(query, ("group", "client", "pupil", "domain", "verdict"), zone)
     older = next_page_query(form, cursor=page.next_cursor) if page and page.next_cursor else None
     return await render(
         request,
