@@ -111,3 +111,59 @@ def test_a_category_block_override_blocks_and_says_so():
     decision = policy.decide("year7", "www.bbc.co.uk", A)
     assert (decision.action, decision.reason, decision.category) == ("block", "override", "news")
     assert policy.decide("staff", "www.bbc.co.uk", A).action == "allow"  # other groups untouched
+
+
+def test_a_domain_block_override_blocks_an_allowed_name_and_says_so():
+    policy = engine(GroupConfig("year7"))
+    assert policy.decide("year7", "www.bbc.co.uk", A).action == "allow"
+    policy.set_overrides([OverrideRule("year7", "block", "bbc.co.uk", "", "tess", time.time() + 600)])
+    decision = policy.decide("year7", "www.bbc.co.uk", A)
+    assert (decision.action, decision.reason) == ("block", "override")
+    assert decision.detail.startswith("bbc.co.uk is blocked for year7 by an override by tess")
+    assert policy.decide("year7", "bbc.co.uk.evil.example", A).action == "allow"  # a suffix, not a substring
+
+
+def test_every_change_that_may_alter_a_decision_moves_the_generation():
+    """The pipeline's answer memo forgets its answers when the generation moves."""
+    policy = engine(GroupConfig("year7"))
+    seen = [policy.generation]
+    policy.set_overrides([OverrideRule("year7", "block", "bbc.co.uk", "", "tess", time.time() + 600)])
+    seen.append(policy.generation)
+    policy.replace_categories(CategorySet(NAMES, DomainIndex.build([("tiktok.com", SOCIAL, False)])))
+    seen.append(policy.generation)
+    assert seen == [seen[0], seen[0] + 1, seen[0] + 2]
+
+
+def test_the_decision_cache_keeps_several_names():
+    class CountingIndex:
+        def __init__(self, index: DomainIndex) -> None:
+            self.index, self.calls = index, 0
+
+        def match(self, name: str) -> int:
+            self.calls += 1
+            return self.index.match(name)
+
+        def __getattr__(self, attribute: str):
+            return getattr(self.index, attribute)
+
+    index = CountingIndex(DomainIndex.build([("tiktok.com", SOCIAL, False)]))
+    policy = PolicyEngine(
+        Config(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7"),)),
+        CategorySet(NAMES, index),  # type: ignore[arg-type]
+        clock=Clock(monday(10)),
+    )
+    for name in ("a.example", "b.example", "a.example", "b.example"):
+        policy.decide("year7", name, A)
+    assert index.calls == 2  # each name worked out once, then cached side by side
+
+
+def test_a_category_missing_from_the_index_blocks_nothing_else():
+    """A category whose lists failed to load is absent from the index: a group blocking it
+    must not end up blocking another category's names instead."""
+    only_news = CategorySet(("news",), DomainIndex.build([("bbc.co.uk", 0, False)]))
+    policy = PolicyEngine(
+        Config(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7", block=("social",)),)),
+        only_news,
+        clock=Clock(monday(10)),
+    )
+    assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
