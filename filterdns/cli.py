@@ -255,11 +255,12 @@ def _parse_time(text: str, zone: str) -> datetime:
 
 async def _export_policy(args: argparse.Namespace) -> int:
     """The newest policy revision from the store (the file's own policy if there is none yet)."""
-    from filterdns.store import StoreError, open_store
+    from filterdns.command_store import open_command_store
+    from filterdns.store import StoreError
 
     config = _load(args.config)
     try:
-        store = await open_store(config.store, config.data_dir)
+        store = await open_command_store(config, "policy export")
     except StoreError as error:
         print(f"filterdns: cannot open the store: {error}", file=sys.stderr)
         return 1

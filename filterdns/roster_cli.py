@@ -13,10 +13,11 @@ import asyncio
 import sys
 from pathlib import Path
 
+from filterdns.command_store import open_command_store
 from filterdns.config.loader import ConfigError, config_with_policy
 from filterdns.config.model import Config
 from filterdns.identity.roster import RosterError, parse_roster, save_roster
-from filterdns.store import StoreError, open_store
+from filterdns.store import StoreError
 
 ACTOR = "cli"
 
@@ -46,7 +47,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _import(args: argparse.Namespace, config: Config, text: str) -> int:
-    store = await open_store(config.store, config.data_dir)
+    store = await open_command_store(config, "roster")
     try:
         revision = await store.latest_revision()
         if revision is not None:

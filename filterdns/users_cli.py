@@ -20,8 +20,9 @@ from pathlib import Path
 from filterdns.accounts.passwords import Passwords
 from filterdns.accounts.rules import ROLES, password_problems, user_name_problem
 from filterdns.accounts.service import Accounts
+from filterdns.command_store import open_command_store
 from filterdns.config.model import Config
-from filterdns.store import Conflict, Store, StoreError, User, open_store
+from filterdns.store import Conflict, Store, StoreError, User
 
 ACTOR = "cli"
 
@@ -86,7 +87,7 @@ def read_password(args: argparse.Namespace, name: str) -> str:
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:
-    store = await open_store(config.store, config.data_dir)
+    store = await open_command_store(config, "user")
     try:
         return await _COMMANDS[args.user_command](args, config, store)
     finally:

@@ -141,7 +141,9 @@ def test_serve_with_a_missing_config_exits_2(tmp_path):
 def test_serve_on_the_embedded_default_answers_and_stops_on_sigterm(tmp_path):
     with FakeUpstream() as upstream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "filterdns", "serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{upstream.port}"],
+            # --data-dir: as root the default is /var/lib/filterdns, not for a test to fill.
+            [sys.executable, "-m", "filterdns", "serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{upstream.port}",
+             "--data-dir", str(tmp_path / "state")],
             cwd=tmp_path,
             env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
             stdout=subprocess.DEVNULL,
@@ -179,3 +181,4 @@ def test_serve_on_the_embedded_default_answers_and_stops_on_sigterm(tmp_path):
                 code = process.wait()
             reader.join(timeout=5)
         assert code == 0, "".join(lines)
+        assert any(f"data directory: {tmp_path / 'state'}" in line for line in lines)

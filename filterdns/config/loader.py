@@ -9,6 +9,7 @@ reads both; ``config_with_policy`` puts a policy revision over a node's settings
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 from pathlib import Path
 from typing import Iterable
@@ -81,8 +82,21 @@ def default_config(upstreams: Iterable[Endpoint] = ()) -> Config:
     resolvers (or to ``upstreams``), no lists, bypass protection on. Needs no root."""
     servers = tuple(UpstreamServerConfig(e) for e in upstreams) or system_resolvers()
     listen = (Endpoint("127.0.0.1", 5353),) + ((Endpoint("::1", 5353),) if _has_ipv6_loopback() else ())
-    base = Config(server=ServerConfig(listen=listen), upstream=UpstreamConfig(servers=servers), source=None)
+    base = Config(
+        server=ServerConfig(listen=listen), upstream=UpstreamConfig(servers=servers), data_dir=default_data_dir(), source=None
+    )
     return config_with_policy(base, EMBEDDED_POLICY, "embedded default")
+
+
+def default_data_dir() -> Path:
+    """The embedded default's data directory, the same whatever the working directory (so
+    that `filterdns user list` run from another folder finds the server's store):
+    /var/lib/filterdns as root, else $XDG_STATE_HOME/filterdns (~/.local/state/filterdns)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/filterdns")
+    state = os.environ.get("XDG_STATE_HOME", "")
+    # The XDG base directory spec: a relative path there is invalid and must be ignored.
+    return (Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state") / "filterdns"
 
 
 def _has_ipv6_loopback() -> bool:

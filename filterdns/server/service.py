@@ -92,6 +92,7 @@ class Service:
         self.listeners.bind()
         self.encrypted.bind()
         private_tree(config.data_dir)
+        log.info("data directory: %s", config.data_dir.resolve())
         version = await self.sync.initial()
         policy = await self.active.first(version.config)
         config = version.config

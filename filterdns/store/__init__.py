@@ -32,7 +32,12 @@ def create_store(settings: StoreConfig, data_dir: Path) -> Store:
         return PostgresStore(settings)
     from filterdns.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings, Path(data_dir) / (settings.path or DEFAULT_SQLITE_FILE))
+    return SQLiteStore(settings, sqlite_file(settings, data_dir))
+
+
+def sqlite_file(settings: StoreConfig, data_dir: Path) -> Path:
+    """The SQLite database the settings point at (``store.path`` is relative to data_dir)."""
+    return Path(data_dir) / (settings.path or DEFAULT_SQLITE_FILE)
 
 
 async def open_store(settings: StoreConfig, data_dir: Path) -> Store:
@@ -51,5 +56,5 @@ __all__ = [
     "DAY", "HOUR", "Alert", "ApiToken", "AuditEntry", "AuditFilter", "Conflict", "EventFilter",
     "EventPage", "Health", "OutboxMessage", "Override", "OverrideKind", "ParentProfile", "ReviewRequest",
     "Revision", "Role", "Row", "Session", "Store", "StoreError", "StoreConfig", "StoreSink", "User",
-    "create_store", "open_store",
+    "create_store", "open_store", "sqlite_file",
 ]
