@@ -139,3 +139,29 @@ def test_explain_by_client_address_and_bad_input(service):
         control.explain("x.example", group="nope")
     with pytest.raises(ValueError):
         control.explain("x.example", client="not-an-ip")
+
+
+async def test_a_false_positive_is_fixed_with_a_reason_as_an_audited_revision(service):
+    control = service.control
+    assert verdict(service, "year7", "www.games.example") == "block"
+    with pytest.raises(ValueError, match="say why"):
+        await control.fix_false_positive("games.example", fix="allow", group="year7", reason=" ", author="alice")
+    revision = await control.fix_false_positive(
+        "games.example", fix="allow", group="year7", reason="the maths department uses it", author="alice"
+    )
+    assert verdict(service, "year7", "www.games.example") == "allow"
+    assert control.policy_document()[0] == revision
+    assert yaml.safe_load(control.policy_document()[1])["groups"]["year7"]["allow"] == ["games.example"]
+    audit = await control.store.list_audit()
+    assert (audit[0].action, audit[0].target) == ("fix.allow", "games.example")
+    assert audit[0].detail["reason"] == "the maths department uses it" and audit[1].action == "policy.change"
+
+    # "Wrong in the list": an essential name for everyone, still blocked by a locked category.
+    await control.fix_false_positive("adult.example", fix="essential", group=None, reason="misfiled", author="alice")
+    assert verdict(service, "year7", "adult.example") == "allow"
+    assert service.active.policy.engine.decide("year7", "adult.example", 1).reason == "essential"
+    assert yaml.safe_load(control.policy_document()[1])["essential_extra"] == ["adult.example"]
+    with pytest.raises(ConfigError, match="locked"):
+        await control.fix_false_positive("abuse.example", fix="essential", group=None, reason="x", author="alice")
+    with pytest.raises(ValueError, match="public suffix"):
+        await control.fix_false_positive("co.uk", fix="allow", group=None, reason="x", author="alice")

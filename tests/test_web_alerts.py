@@ -90,6 +90,7 @@ async def test_the_detail_shows_the_bursts_lookups_escaped(console: Console) -> 
     text = await console.page(f"/alerts/{alert.id}")
     lookups = text.split('id="alert-lookups"')[1]
     assert [f"site{i}.adult.example" in lookups for i in range(4)] == [True] * 4
+    assert lookups.count('<a class="fix" href="/fixes?name=site') == 4  # one-click fix per lookup
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.example" in lookups and "<script>alert" not in text
     for other in ("games.example", "other.adult.example", "later.adult.example"):
         assert other not in lookups

@@ -58,6 +58,7 @@ async def test_dashboard_shows_traffic_blocks_and_health(console: Console):
     assert re.search(r"<td>video</td><td class=\"num\">2</td>", text)  # domains loaded per category
     # The inline video list would block vimeo.com, one of the one essential name: over 2 %.
     assert '<span class="bad too-broad">inline: would block 1 of 1 essential names</span>' in text
+    assert '<a class="fix" href="/fixes?name=games.example&amp;group=">Fix…</a>' in text  # most blocked
     week = await text_of(console, "/?period=7d")
     assert week.count('class="axis" x=') >= 7 + 5  # seven day labels and five gridline numbers
 
@@ -101,6 +102,7 @@ async def test_query_log_filters_and_pages(console: Console):
     assert second.count("<tr class=\"verdict-") == 12 and 'id="older"' not in second and 'id="newest"' in second
     blocked = await text_of(console, "/querylog?verdict=blocked")
     assert "www.games.example" in blocked and blocked.count("<tr class=\"verdict-") == 1
+    assert blocked.count('<a class="fix" href="/fixes?name=www.games.example&amp;group=7b">Fix…</a>') == 1
     by_domain = await text_of(console, "/querylog?domain=games.example&group=7b")
     assert by_domain.count("<tr class=\"verdict-") == 1
     by_client = await text_of(console, "/querylog?client=10.0.8.8")
@@ -271,7 +273,11 @@ class FormControls(HTMLParser):
             self.buttons.append(attributes)
 
 
-@pytest.mark.parametrize("path", ["/login", "/", "/querylog", "/audit", "/check?name=a.example&group=7b", "/overrides", "/users"])
+@pytest.mark.parametrize(
+    "path",
+    ["/login", "/", "/querylog", "/audit", "/check?name=a.example&group=7b", "/overrides", "/users",
+     "/fixes?name=games.example&group=7b"],
+)  # fmt: skip
 async def test_every_control_has_a_name_an_id_and_a_label(console: Console, path: str):
     await console.store.add_override("7b", "allow", category="games", created_by="tom", expires_at=time.time() + 600)
     console.control._overrides = await console.store.list_active_overrides()

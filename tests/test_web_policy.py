@@ -400,3 +400,38 @@ async def test_groups_page_works_while_the_store_is_down(console, monkeypatch):
     monkeypatch.setattr(console.store, "query_aggregates", down)
     status, text = await page(console, "/groups")
     assert status == 200 and 'id="group-7b"' in text and "n/a" in text
+
+
+# --- one-click fixes ----------------------------------------------------------------------------
+
+
+async def test_an_admin_fixes_a_false_positive_from_a_link(console):
+    token = await console.logged_in("ada")
+    status, text = await page(console, "/check?name=games.example&group=7b")
+    assert 'id="check-fix" href="/fixes?name=games.example&amp;group=7b"' in text
+    status, text = await page(console, "/fixes?name=games.example&group=7b")
+    assert status == 200 and "games is blocked for 7b" in text and 'id="fix-group"' in text
+    refused = await console.post("/fixes", {"name": "games.example", "group": "7b", "fix": "group", "reason": ""}, token)
+    assert refused.status == 422 and "say why" in await refused.text()
+    response = await console.post(
+        "/fixes", {"name": "games.example", "group": "7b", "fix": "group", "reason": "used in maths"}, token
+    )
+    assert response.status == 303 and response.headers["Location"] == f"/revisions?saved={console.control.revision}"
+    text, author, comment = console.control.applied[-1]
+    assert yaml.safe_load(text)["groups"]["7b"]["allow"] == ["games.example"]
+    assert (author, comment) == ("ada", "allow games.example for 7b: used in maths")
+    assert (await console.store.list_audit())[0].action == "fix.allow"
+    wrong = await console.post(
+        "/fixes", {"name": "vimeo.example", "group": "7b", "fix": "essential", "reason": "misfiled by the list"}, token
+    )
+    assert wrong.status == 303
+    assert yaml.safe_load(console.control.applied[-1][0])["essential_extra"] == ["vimeo.com", "vimeo.example"]
+
+
+async def test_only_admins_see_and_use_the_fixes(console):
+    token = await console.logged_in("tom")
+    status, text = await page(console, "/check?name=games.example&group=7b")
+    assert status == 200 and 'id="check-fix"' not in text
+    assert (await page(console, "/fixes?name=games.example&group=7b"))[0] == 403
+    response = await console.post("/fixes", {"name": "games.example", "group": "7b", "fix": "group", "reason": "x"}, token)
+    assert response.status == 403

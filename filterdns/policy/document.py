@@ -133,6 +133,11 @@ def remove_from_deny(doc: Mapping[str, Any], domain: str, group: str | None = No
     return _edit_domain_list(doc, "deny", domain, group, add=False)
 
 
+def add_essential(doc: Mapping[str, Any], domain: str) -> PolicyDoc:
+    """Put ``domain`` on the school's ``essential_extra`` list: no category list blocks it."""
+    return _edit_domain_list(doc, "essential_extra", domain, None, add=True)
+
+
 def normalise_domain(domain: str) -> str:
     """The form lists are compared in, so that ``WWW.Example.com.`` and ``münchen.de`` are not
     added twice. What is not a domain name is compared as typed: the loader refuses it with

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -25,6 +25,7 @@ from filterdns.config.model import CategoryConfig, Config, GroupConfig, Schedule
 from filterdns.metrics import Metrics
 from filterdns.names import domain_name
 from filterdns.policy.categories import SourceStatus
+from filterdns.policy import document
 from filterdns.policy.listhealth import ListHealth
 from filterdns.policy.explanation import Explanation
 from filterdns.suffixes import is_public_suffix
@@ -40,11 +41,44 @@ MAX_OVERRIDE_MINUTES = 24 * 60
 
 class StoreChanges:
     """The console's changes that touch the store alone (the audit log, alerts, the
-    outbox), each with its audit entry. A base of ``Control`` and of the tests' stand-in
-    for it, which differ only in what they do to a running resolver."""
+    outbox), or are made of a policy edit (``policy_data`` then ``apply_policy``), each with
+    its audit entry. A base of ``Control`` and of the tests' stand-in for it, which differ
+    only in what they do to a running resolver."""
 
     store: Store
     config: Config
+
+    # Provided by Control and by the stand-in: the policy in force, and saving a new revision.
+    policy_data: Callable[[], dict]
+    apply_policy: Callable[..., Awaitable[int]]
+
+    async def fix_false_positive(
+        self, name: str, *, fix: Literal["allow", "essential"], group: str | None, reason: str, author: str
+    ) -> int:
+        """An administrator's one-click fix for a name blocked by mistake, saved as a policy
+        revision and audited with the required ``reason``: ``allow`` puts it on ``group``'s
+        allow list (None: the global one); ``essential`` ("this is wrong in the list") adds
+        it to ``essential_extra``, so no category list blocks it for anyone. Returns the
+        revision id; ValueError or ConfigError (nothing saved) when it may not be done."""
+        reason = " ".join(reason.split())[:500]
+        if not reason:
+            raise ValueError("say why this name should be reachable: the reason is kept with the change")
+        name = domain_name(name)
+        if is_public_suffix(name):
+            raise ValueError(f"{name} is a public suffix: allowing it would allow every site registered under it")
+        if group is not None and group not in {g.name for g in self.config.groups}:
+            raise ValueError(f"no group '{group}'")
+        if fix == "essential":
+            changed = document.add_essential(self.policy_data(), name)
+            what = f"keep {name} reachable for everyone (wrong in the list)"
+        else:
+            changed = document.add_to_allow(self.policy_data(), name, group)
+            what = f"allow {name} for {group or 'everyone'}"
+        revision = await self.apply_policy(changed, author=author, comment=f"{what}: {reason}")
+        await self.store.audit(
+            author, f"fix.{fix}", name, {"group": group or "", "reason": reason, "revision": revision}
+        )
+        return revision
 
     async def audit(self, actor: str, action: str, target: str = "", detail: Mapping[str, object] | None = None) -> None:
         """Record something done that changes nothing else (a login, an export, a share)."""
