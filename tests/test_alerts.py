@@ -14,7 +14,7 @@ from filterdns.alerts.notices import alert_mail, webhook_payload
 from filterdns.config.model import AlertRule, Config, MailConfig, WebConfig
 from filterdns.notify.delivery import OutboxDelivery
 from filterdns.store import Alert, AuditFilter, Store, StoreError
-from tests.support import stores
+from tests.support import LOOPBACK, stores
 from tests.support.alerts import MAC, attempt, canary
 from tests.support.mail import Inbox, WebhookCall, parse, smtp_server, webhook_receiver
 from tests.support.stores import StoreFactory
@@ -235,7 +235,7 @@ async def test_end_to_end_the_alert_mail_and_webhook_arrive_once(store: Store) -
         rule = AlertRule("self-harm", categories=("self-harm",), threshold=5, window=600, email=(DSL,), webhooks=(hook,))
         ev = evaluator(store, rule)
         mail = MailConfig(host="127.0.0.1", port=port, security="none", sender="Filter <filter@school.test>", timeout=5)
-        delivery = OutboxDelivery(store, mail)
+        delivery = OutboxDelivery(store, mail, fetch_allow=LOOPBACK)
         await store.insert_events([attempt(T0 + 30 * i) for i in range(4)])
         assert (await ev.run_once(now=T0 + 200)).raised == ()
         await store.insert_events([attempt(T0 + 150), attempt(T0 + 160)])

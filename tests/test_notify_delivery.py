@@ -22,6 +22,7 @@ from filterdns.notify import DeliveryError
 from filterdns.notify.delivery import OutboxDelivery
 from filterdns.notify.smtp import build_mail
 from filterdns.store import Store, StoreConfig, StoreError, open_store
+from tests.support import LOOPBACK
 from tests.support.mail import Inbox, WebhookCall, parse, smtp_server, webhook_receiver
 
 T0 = 1_700_000_000.0
@@ -224,7 +225,7 @@ async def test_without_mail_settings_mail_waits_and_webhooks_go(store: Store) ->
         await enqueue_mail(store)
         await store.enqueue_message(dedup_key="alert:1:webhook", channel="webhook", kind="alert",
                                     recipient=url, subject="", body_text='{"rule": "self-harm"}', now=T0)  # fmt: skip
-        delivery = OutboxDelivery(store, MailConfig())
+        delivery = OutboxDelivery(store, MailConfig(), fetch_allow=LOOPBACK)
         assert await delivery.run_once(now=T0 + 1) == 1
     mail, hook = sorted(await store.list_messages(), key=lambda m: m.channel)
     assert (mail.status, mail.attempts, mail.last_error) == ("pending", 0, "")
@@ -241,7 +242,7 @@ async def test_a_webhook_gets_the_json_and_a_failure_is_retried(store: Store) ->
             dedup_key="alert:7:webhook", channel="webhook", kind="alert", recipient=url, subject="",
             body_text=json.dumps({"alert": 7}), headers={"X-Filterdns-Event": "alert"}, now=T0,
         )  # fmt: skip
-        delivery = OutboxDelivery(store, MailConfig())
+        delivery = OutboxDelivery(store, MailConfig(), fetch_allow=LOOPBACK)
         assert await delivery.run_once(now=T0) == 0
         [message] = await store.list_messages()
         assert (message.status, message.last_error) == ("pending", "the webhook answered HTTP 503 Service Unavailable")
@@ -258,7 +259,7 @@ async def test_an_unreachable_webhook_is_explained(store: Store) -> None:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
         await store.enqueue_message(dedup_key="w", channel="webhook", kind="alert", recipient=url, subject="",
                                     body_text="{}", now=T0)  # fmt: skip
-        assert await OutboxDelivery(store, MailConfig()).run_once(now=T0) == 0
+        assert await OutboxDelivery(store, MailConfig(), fetch_allow=LOOPBACK).run_once(now=T0) == 0
     [message] = await store.list_messages()
     assert message.status == "pending" and message.last_error.endswith("connection refused")
 
@@ -273,7 +274,7 @@ async def test_only_the_lease_holder_delivers(store: Store, tmp_path: Path) -> N
         async with webhook_receiver(hooks) as url:
             await store.enqueue_message(dedup_key="w", channel="webhook", kind="alert", recipient=url,
                                         subject="", body_text="{}", now=T0)  # fmt: skip
-            a, b = OutboxDelivery(store, MailConfig()), OutboxDelivery(other, MailConfig())
+            a, b = OutboxDelivery(store, MailConfig(), fetch_allow=LOOPBACK), OutboxDelivery(other, MailConfig(), fetch_allow=LOOPBACK)
             assert await b.run_once(now=T0) == 1  # b holds the lease now
             await store.enqueue_message(dedup_key="w2", channel="webhook", kind="alert", recipient=url,
                                         subject="", body_text="{}", now=T0)  # fmt: skip
@@ -300,7 +301,7 @@ async def test_run_forever_survives_store_errors_wakes_on_demand_and_releases_it
     monkeypatch.setattr(store, "acquire_lease", flaky_acquire)
     hooks: list[WebhookCall] = []
     async with webhook_receiver(hooks) as url:
-        delivery = OutboxDelivery(store, MailConfig(), poll_interval=30.0)
+        delivery = OutboxDelivery(store, MailConfig(), poll_interval=30.0, fetch_allow=LOOPBACK)
         task = asyncio.create_task(delivery.run_forever())
         try:
             await store.enqueue_message(dedup_key="w", channel="webhook", kind="test", recipient=url,

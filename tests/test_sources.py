@@ -18,6 +18,7 @@ from aiohttp import web
 from filterdns.config.model import CategoryConfig, SourceConfig
 from filterdns.policy.categories import build_category_set
 from filterdns.policy.sources import ListDownloader, cached_copy_path
+from tests.support import LOOPBACK
 
 LAST_MODIFIED = "Sun, 24 Jul 2022 12:29:21 GMT"
 
@@ -88,7 +89,7 @@ def _age(path: Path, seconds: float = 3600) -> None:
 
 async def test_download_then_not_modified_by_etag(server: ListServer, tmp_path: Path) -> None:
     url = server.url("etag/hosts.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     assert await downloader.refresh([_category(url)]) is True
     copy = cached_copy_path(tmp_path, url)
     assert copy.read_bytes() == server.body
@@ -103,7 +104,7 @@ async def test_download_then_not_modified_by_etag(server: ListServer, tmp_path: 
 
 async def test_not_modified_by_last_modified_date(server: ListServer, tmp_path: Path) -> None:
     url = server.url("date/list.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     assert await downloader.refresh([_category(url)]) is True
     assert await downloader.refresh([_category(url)]) is False
     assert server.not_modified == 1
@@ -111,7 +112,7 @@ async def test_not_modified_by_last_modified_date(server: ListServer, tmp_path: 
 
 async def test_changed_list_replaces_the_copy(server: ListServer, tmp_path: Path) -> None:
     url = server.url("etag/list.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     await downloader.refresh([_category(url)])
     server.body = b"new.example.org\n"
     assert await downloader.refresh([_category(url)]) is True
@@ -120,7 +121,7 @@ async def test_changed_list_replaces_the_copy(server: ListServer, tmp_path: Path
 
 async def test_same_bytes_without_validators_is_unchanged(server: ListServer, tmp_path: Path) -> None:
     url = server.url("plain/list.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     assert await downloader.refresh([_category(url)]) is True
     assert await downloader.refresh([_category(url)]) is False
     assert server.requests == 2 and server.not_modified == 0
@@ -128,7 +129,7 @@ async def test_same_bytes_without_validators_is_unchanged(server: ListServer, tm
 
 async def test_server_error_keeps_the_last_good_copy(server: ListServer, tmp_path: Path) -> None:
     url = server.url("etag/list.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     await downloader.refresh([_category(url)])
     good = cached_copy_path(tmp_path, url).read_bytes()
     server.status = 500
@@ -142,7 +143,7 @@ async def test_server_error_keeps_the_last_good_copy(server: ListServer, tmp_pat
 
 async def test_response_without_domains_is_rejected(server: ListServer, tmp_path: Path) -> None:
     url = server.url("etag/list.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     await downloader.refresh([_category(url)])
     good = cached_copy_path(tmp_path, url).read_bytes()
     server.body = b"<html><body>Service temporarily unavailable</body></html>\n"
@@ -155,7 +156,7 @@ async def test_response_without_domains_is_rejected(server: ListServer, tmp_path
 async def test_timeout_is_recorded_not_raised(server: ListServer, tmp_path: Path) -> None:
     server.stall = True
     url = server.url("etag/slow.txt")
-    downloader = ListDownloader(tmp_path, timeout=0.2)
+    downloader = ListDownloader(tmp_path, timeout=0.2, fetch_allow=LOOPBACK)
     assert await downloader.refresh([_category(url)]) is False
     assert url in downloader.last_errors()
     assert not cached_copy_path(tmp_path, url).exists()
@@ -166,14 +167,14 @@ async def test_unreachable_server_is_recorded(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/list.txt"
-    downloader = ListDownloader(tmp_path, timeout=2)
+    downloader = ListDownloader(tmp_path, timeout=2, fetch_allow=LOOPBACK)
     assert await downloader.refresh([_category(url)]) is False
     assert url in downloader.last_errors()
 
 
 async def test_url_shared_by_categories_is_fetched_once(server: ListServer, tmp_path: Path) -> None:
     url = server.url("etag/shared.txt")
-    downloader = ListDownloader(tmp_path, timeout=5)
+    downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     await downloader.refresh([_category(url, name="a"), _category(url, name="b")])
     assert server.requests == 1
 
@@ -199,7 +200,7 @@ async def test_category_set_from_files_downloads_and_inline_domains(
     (base / "lists" / "social.txt.gz").write_bytes(gzip.compress(b"social.example.com\n@@||ok.social.example.com^\n"))
     downloaded = server.url("etag/ads.txt")
     missing_url = server.url("etag/never-fetched.txt")
-    await ListDownloader(cache, timeout=5).refresh([_category(downloaded)])
+    await ListDownloader(cache, timeout=5, fetch_allow=LOOPBACK).refresh([_category(downloaded)])
 
     categories = [
         CategoryConfig("ads", "Advertising", sources=(SourceConfig(downloaded), SourceConfig(missing_url))),

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from filterdns.config.model import CategoryConfig, SourceConfig
 from filterdns.policy.sources import MAX_LIST_BYTES, ListDownloader, cached_copy_path
+from tests.support import LOOPBACK
 
 GOOD = b"ads.example.com\ntracker.example.net\n"
 CHUNK = b"x.example.org\n" * 73_000  # about 1 MB of valid list lines
@@ -43,7 +44,7 @@ async def test_a_list_over_the_cap_is_cut_off_and_the_last_good_copy_kept(tmp_pa
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/list.txt"
     try:
-        downloader = ListDownloader(tmp_path, timeout=60)
+        downloader = ListDownloader(tmp_path, timeout=60, fetch_allow=LOOPBACK)
         category = CategoryConfig("ads", sources=(SourceConfig(url, "auto"),))
         assert await downloader.refresh([category]) is True
         assert cached_copy_path(tmp_path, url).read_bytes() == GOOD

@@ -434,6 +434,8 @@ class Config:
     metrics_listen: Endpoint | None = None
     data_dir: Path = Path("data")
     trusted_forwarders: tuple[IPNetwork, ...] = ()
+    # Internal networks list URLs and webhooks may reach; public addresses are always allowed.
+    fetch_allow: tuple[IPNetwork, ...] = ()
     timezone: str = "UTC"
     lists: ListsConfig = ListsConfig()
     categories: tuple[CategoryConfig, ...] = ()

@@ -17,9 +17,10 @@ import contextlib
 import logging
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from filterdns.config.model import MailConfig
+from filterdns.config.model import IPNetwork, MailConfig
 from filterdns.notify import DeliveryError
 from filterdns.notify.smtp import send_mail
 from filterdns.notify.webhook import post_webhook
@@ -51,11 +52,13 @@ class OutboxDelivery(LeasedJob):
     def __init__(
         self, store: Store, mail: MailConfig, *, poll_interval: float = 5.0, batch: int = 20,
         webhook_timeout: float = WEBHOOK_TIMEOUT, tls_context: ssl.SSLContext | None = None,
+        fetch_allow: Sequence[IPNetwork] = (),
     ) -> None:
         super().__init__(store, LEASE, ttl=LEASE_TTL, interval=poll_interval, log=log, what="outbox delivery")
         self.mail = mail
         self.batch = batch
         self.webhook_timeout = webhook_timeout
+        self.fetch_allow = tuple(fetch_allow)  # internal networks webhooks may reach
         self._tls_context = tls_context
         self._wakeup = asyncio.Event()
 
@@ -111,7 +114,7 @@ class OutboxDelivery(LeasedJob):
 
     async def _send(self, message: OutboxMessage, now: float | None) -> None:
         if message.channel == "webhook":
-            await post_webhook(message, timeout=self.webhook_timeout)
+            await post_webhook(message, timeout=self.webhook_timeout, fetch_allow=self.fetch_allow)
         else:
             await send_mail(message, self.mail, tls_context=self._tls_context, now=now)
 

@@ -10,7 +10,9 @@ The resolver never reads the network while building its index: :func:`build_cate
 * a response that parses to no entries at all is rejected when the previous copy had entries
   (or when it is not even an empty list): an error page or a broken upstream update must not
   silently unblock a category;
-* a 200 with the same bytes as the copy (a server without validators) counts as unchanged.
+* a 200 with the same bytes as the copy (a server without validators) counts as unchanged;
+* only public addresses, or networks the node's ``fetch_allow`` lists, are fetched from, and
+  redirects only on the URL's own host (see :mod:`filterdns.fetching`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from filterdns import __version__
-from filterdns.config.model import CategoryConfig
+from filterdns.config.model import CategoryConfig, IPNetwork
+from filterdns.fetching import failure_words, fetch_session, get_on_same_host, status_words
 from filterdns.policy.listformats import read_list_file
 
 log = logging.getLogger("filterdns.lists")
@@ -75,9 +78,10 @@ class ListDownloader:
     """Keeps the cached copies of every URL source fresh. One instance lives as long as the
     service; :meth:`last_errors` tells the console which URLs are failing."""
 
-    def __init__(self, cache_dir: Path, timeout: float) -> None:
+    def __init__(self, cache_dir: Path, timeout: float, fetch_allow: Sequence[IPNetwork] = ()) -> None:
         self._cache_dir = cache_dir
         self._timeout = timeout
+        self._fetch_allow = tuple(fetch_allow)
         self._errors: dict[str, str] = {}
         self._running = asyncio.Lock()  # a refresh asked for while one runs waits for it
 
@@ -109,9 +113,7 @@ class ListDownloader:
             return False
         started = time.monotonic()
         limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
-        async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._timeout), headers={"User-Agent": USER_AGENT}
-        ) as session:
+        async with fetch_session(self._fetch_allow, timeout=self._timeout, headers={"User-Agent": USER_AGENT}) as session:
             outcomes = await asyncio.gather(
                 *(self._refresh_one(session, limit, url, fmt) for url, fmt in sources.items())
             )
@@ -135,7 +137,7 @@ class ListDownloader:
             async with limit:
                 changed = await self._download(session, url, fmt, copy, part)
         except _DOWNLOAD_ERRORS as error:
-            message = str(error) or type(error).__name__
+            message = failure_words(error)
             self._errors[url] = message
             kept = "keeping the previous copy" if copy.exists() else "no copy yet"
             log.warning("list %s: download failed (%s); %s", url, message, kept)
@@ -154,13 +156,13 @@ class ListDownloader:
             headers["If-Modified-Since"] = meta["last_modified"]
         started = time.monotonic()
         log.info("list %s: checking for a new version", url)
-        async with session.get(url, headers=headers) as response:
+        async with get_on_same_host(session, url, headers) as response:
             if response.status == 304 and copy.exists():
                 os.utime(copy)  # its mtime records when it was last confirmed current
                 log.info("list %s: not modified", url)
                 return False
             if response.status != 200:
-                raise DownloadRejected(f"HTTP {response.status} {response.reason or ''}".strip())
+                raise DownloadRejected(status_words(response.status))
             size, sha256 = await _save_body(response, part, url)
             validators = {
                 "etag": response.headers.get("ETag"),

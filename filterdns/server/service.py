@@ -134,7 +134,7 @@ class Service:
             tasks.append(asyncio.create_task(follow_downloads_forever(lists, self.active.rebuild_lists)))
             return tasks
         if has_url_lists(self.config):
-            downloader = ListDownloader(lists, self.config.lists.download_timeout)
+            downloader = ListDownloader(lists, self.config.lists.download_timeout, self.config.fetch_allow)
             refresh = download_lists_forever(downloader, lambda: self.config, self.active.rebuild_lists)
             tasks.append(asyncio.create_task(refresh, name="list downloads"))
         self.jobs = BackgroundJobs(self.store, lambda: self.config)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support import LOOPBACK
+
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening for DNS on \[?([0-9a-f.:]+)\]?:(\d+)")
 _CONSOLE = re.compile(r"staff console on (https?://[^\s/]+)")
@@ -150,6 +152,7 @@ def base_config(upstream_port: int, **overrides) -> dict:
         "data_dir": "data",
         "log": {"level": "info"},
         "web": {"listen": None},  # tests that use the console turn it on with port 0
+        "fetch_allow": [str(network) for network in LOOPBACK],  # list servers and webhooks of tests
     }
     config.update(overrides)
     return config
