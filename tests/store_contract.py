@@ -180,6 +180,34 @@ class StoreContract:
         with pytest.raises(ValueError):
             await store.query_aggregates(T0, T0 + HOUR, bucket=60)
 
+    async def test_devices_behind_the_hourly_counts(self, store_factory: StoreFactory) -> None:
+        store = await store_factory()
+        await store.insert_events([
+            make_event(T0), make_event(T0 + 1), blocked(T0 + 2, "x.test"),  # one device, three lookups
+            make_event(T0 + 3, client="10.10.7.22"),
+            make_event(T0 + 4, client="10.10.7.22", mac="aa:bb:cc:dd:ee:01"),  # a MAC names another device
+            make_event(T0 + 5, client="10.10.7.23", pupil="p-17"),
+            make_event(T0 + 6, client="10.10.7.24", pupil="p-17"),  # the same pupil on another address
+            make_event(T0 + HOUR, group="class-8b"),
+        ])
+        rows = await store.query_devices(T0, T0 + HOUR, group="class-7a")
+        assert len({r["device"] for r in rows}) == 4
+        assert sorted((r["hour"], r["verdict"], r["category"]) for r in rows) == sorted(
+            [(T0, "allowed", "")] * 4 + [(T0, "blocked", "adult")]
+        )
+        assert not any("10.10.7" in r["device"] or "p-17" in r["device"] for r in rows)  # pseudonyms only
+        assert await store.count_devices(T0, T0 + 2 * HOUR, group="class-7a") == 4
+        assert await store.count_devices(T0, T0 + 2 * HOUR, group="class-7a", verdict="blocked") == 1
+        assert await store.count_devices(T0 + 1, T0 + 2 * HOUR, group="class-7a") == 0  # hours start in the span
+        # Another node (or the same after a restart) names the same device the same way.
+        other = await store_factory(node="node-b")
+        await other.insert_events([make_event(T0 + 10), blocked(T0 + HOUR, "x.test", group="class-8b")])
+        assert await store.count_devices(T0, T0 + HOUR, group="class-7a") == 4
+        assert await store.count_devices(T0, T0 + 2 * HOUR, group="class-8b") == 1
+        await store.delete_counts_before(T0 + HOUR)
+        assert await store.query_devices(T0, T0 + HOUR, group="class-7a") == []
+        assert await store.count_devices(T0, T0 + 2 * HOUR, group="class-8b") == 1
+
     async def test_top_blocked(self, store: Store) -> None:
         await store.insert_events([
             blocked(T0, "a.test", "adult"), blocked(T0 + 1, "a.test", "adult"),

@@ -72,9 +72,10 @@ def this_weeks_events() -> list[QueryEvent]:
     zone = ZoneInfo(ZONE)
     week = Week.containing(datetime.now(zone).date(), zone)
     when = max(time.time() - 60, week.since + 1)  # this week, whatever the time now
+    # Each lookup from a device of its own: a figure needs devices, not only lookups, to show.
     return [
         QueryEvent(
-            time=when, client="127.0.0.2" if group == "year7" else "127.0.0.3", group=group, name=f"n{i}.example",
+            time=when, client=f"127.0.{2 if group == 'year7' else 3}.{i + 1}", group=group, name=f"n{i}.example",
             qtype=1, verdict=verdict, reason=f"category:{category}" if category else "", category=category, rcode=0,
             latency_ms=1.0, answered_by="policy" if verdict == "blocked" else "cache", transport="udp",
         )

@@ -75,10 +75,11 @@ def on(weekday: int, hour: int) -> float:
 
 
 def events(t: float, name: str, n: int, *, verdict: str = "allowed", category: str = "", group: str = "7b") -> list[QueryEvent]:
-    client = "10.0.7.21" if group == "7b" else "10.0.8.5"
+    """``n`` lookups, each from a device of its own."""
+    network = "10.0.7" if group == "7b" else "10.0.8"
     return [
         QueryEvent(
-            time=t + i, client=client, group=group, name=name, qtype=1, verdict=verdict,  # type: ignore[arg-type]
+            time=t + i, client=f"{network}.{i + 1}", group=group, name=name, qtype=1, verdict=verdict,  # type: ignore[arg-type]
             reason=f"category:{category}" if category else "", category=category, rcode=0, latency_ms=1.0,
             answered_by="policy" if verdict != "allowed" else "cache", transport="udp",
         )

@@ -5,6 +5,7 @@ SQLite and (when installed) PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
@@ -147,16 +148,22 @@ def test_which_schedules_are_lessons(config: Config):
 # --- report numbers from the store --------------------------------------------------------------
 
 
-def ev(t: float, name: str, verdict: str = "allowed", category: str = "", group_name: str = "7b") -> QueryEvent:
+NEW_DEVICE = itertools.count(1000)
+
+
+def ev(
+    t: float, name: str, verdict: str = "allowed", category: str = "", group_name: str = "7b", device: int = 21
+) -> QueryEvent:
     return QueryEvent(
-        time=t, client="10.0.7.21", group=group_name, name=name, qtype=1, verdict=verdict,  # type: ignore[arg-type]
+        time=t, client=f"10.0.{device // 250}.{device % 250}", group=group_name, name=name, qtype=1, verdict=verdict,  # type: ignore[arg-type]
         reason=f"category:{category}" if category else "", category=category, rcode=0, latency_ms=1.0,
         answered_by="policy" if verdict != "allowed" else "cache", transport="udp",
     )  # fmt: skip
 
 
 def blocked(t: float, category: str, n: int, name: str = "x.example", group_name: str = "7b") -> list[QueryEvent]:
-    return [ev(t + i, name, "blocked", category, group_name) for i in range(n)]
+    """``n`` blocked attempts, each from a device of its own (one no other call uses)."""
+    return [ev(t + i, name, "blocked", category, group_name, device=next(NEW_DEVICE)) for i in range(n)]
 
 
 @pytest.fixture
@@ -177,8 +184,8 @@ async def test_report_counts_categories_periods_and_masks_small_numbers(store: S
         + blocked(on(1, 16, 30), "games", 2, "roblox.com")  # after school: fewer than 3
         + blocked(on(3, 23, 30), "adult", 1, "adult.example")  # late night
         + blocked(on(4, 12, 50), "", 3, "blocked-one-by-one.example")  # a deny-list block at lunch
-        + [ev(on(0, 7, 30) + i, "bbc.co.uk") for i in range(20)]
-        + [ev(on(4, 12, 40) + i, "www.google.com", "rewritten") for i in range(4)]
+        + [ev(on(0, 7, 30) + i, "bbc.co.uk", device=i) for i in range(20)]
+        + [ev(on(4, 12, 40) + i, "www.google.com", "rewritten", device=i) for i in range(4)]
         + blocked(on(0, 9, 10), "social", 50, group_name="8c")  # another class: not counted
     )
     report = await week_report(store, config)
@@ -209,7 +216,30 @@ async def test_report_counts_categories_periods_and_masks_small_numbers(store: S
     # A higher threshold masks more; zero is masked too.
     stricter = await week_report(store, config, mask_below=11)
     assert stricter.blocked == Count(16) and all(line.blocked.masked for line in stricter.categories)
-    assert Count.of(0, 3).masked and Count.of(3, 3) == Count(3)
+    assert Count.of(0, 0, 3).masked and Count.of(3, 3, 3) == Count(3) and Count.of(3, 2, 3).masked
+
+
+async def test_a_figure_is_masked_unless_enough_devices_make_it(store: Store, config: Config):
+    """One device's three attempts single a child out as surely as one attempt: masked.
+    Three devices with one attempt each: shown. In the report, its periods and its trend."""
+    previous, earlier = date(2026, 3, 2), date(2026, 2, 23)
+    await store.insert_events(
+        [ev(on(0, 9, 10) + i, "tiktok.com", "blocked", "social", device=7) for i in range(3)]  # one device
+        + [ev(on(1, 9, 10) + i, "roblox.com", "blocked", "games", device=30 + i) for i in range(3)]  # three
+        + [ev(at(previous, 9) + i, "tiktok.com", "blocked", "social", device=7) for i in range(5)]  # one, last week
+        + [ev(at(earlier, 9) + i, "tiktok.com", "blocked", "social", device=40 + i) for i in range(3)]  # three
+    )
+    report = await week_report(store, config, mask_below=3)
+    lines = {line.category: line.blocked for line in report.categories}
+    assert lines["social"].masked and lines["games"] == Count(3)
+    assert report.blocked == Count(6) and report.lookups == Count(6)  # four devices in all
+    lessons = next(line for line in report.periods if line.period is Period.LESSONS)
+    assert lessons.blocked == Count(6)
+    assert [(p.week.start, p.blocked) for p in report.trend] == [
+        (earlier, Count(3)), (previous, Count(None)), (MONDAY, Count(6))
+    ]
+    stricter = await week_report(store, config, mask_below=5)
+    assert stricter.blocked.masked and stricter.lookups.masked  # 6 attempts, but 4 devices
 
 
 async def test_trend_weeks_and_retention(store: Store, config: Config):

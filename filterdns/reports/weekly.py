@@ -7,10 +7,11 @@ calls it. Privacy is enforced here, not in templates, so no page can leak more t
 data holds:
 
 * the report is per class group: no domain names, clients or devices ever enter it (the
-  hourly counts hold none);
-* every count below ``ReportSettings.mask_below`` (zero included) becomes a ``Count``
-  without a value, shown as "fewer than 3"; masked categories are listed in policy order,
-  not by their hidden size;
+  hourly counts hold none; the devices behind them are pseudonyms, only counted);
+* every figure that fewer than ``ReportSettings.mask_below`` distinct devices stand behind
+  (zero included) becomes a ``Count`` without a value, shown as "fewer than 3": one
+  device's three attempts identify a child as surely as one attempt does. Masked
+  categories are listed in policy order, not by their hidden size;
 * nothing older than the store's aggregate retention is read, and the trend only shows
   weeks that lie wholly inside it.
 
@@ -20,9 +21,9 @@ A week runs from Monday 00:00 to the next Monday 00:00 in the school's time zone
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -65,8 +66,9 @@ class Count:
     value: int | None
 
     @classmethod
-    def of(cls, n: int, mask_below: int) -> Count:
-        return cls(n if n >= mask_below else None)
+    def of(cls, n: int, devices: int, mask_below: int) -> Count:
+        """``n``, unless fewer than ``mask_below`` distinct devices make it up."""
+        return cls(n if devices >= mask_below else None)
 
     @property
     def masked(self) -> bool:
@@ -187,8 +189,19 @@ def policy_summary(group: GroupConfig, config: Config) -> PolicySummary:
     )
 
 
+@dataclass(slots=True)
+class _Tally:
+    """One figure being added up: its count and the devices behind it."""
+
+    count: int = 0
+    devices: set[str] = field(default_factory=set)
+
+    def shown(self, mask_below: int) -> Count:
+        return Count.of(self.count, len(self.devices), mask_below)
+
+
 def _category_lines(
-    policy: PolicySummary, blocked: Counter[str], categories: Sequence[CategoryConfig], mask_below: int
+    policy: PolicySummary, blocked: Mapping[str, _Tally], categories: Sequence[CategoryConfig], mask_below: int
 ) -> tuple[CategoryLine, ...]:
     """Every category the class's policy blocks, and any other that blocked something this
     week; shown counts biggest first, then the masked ones in policy order."""
@@ -201,7 +214,7 @@ def _category_lines(
     for schedule, names in policy.allowed_during:
         for name in names:
             allowed.setdefault(name, []).append(schedule)
-    order = list(dict.fromkeys([*policy.always, *scheduled, *(c for c in blocked if blocked[c] > 0)]))
+    order = list(dict.fromkeys([*policy.always, *scheduled, *(c for c in blocked if blocked[c].count > 0)]))
     if policy.individual_sites and INDIVIDUAL_SITES not in order:
         order.append(INDIVIDUAL_SITES)
     lines = []
@@ -222,7 +235,7 @@ def _category_lines(
                 when=when,
                 schedules=tuple(scheduled.get(name, ())) if when == "scheduled" else (),
                 allowed_during=tuple(allowed.get(name, ())),
-                blocked=Count.of(blocked[name], mask_below),
+                blocked=(blocked[name] if name in blocked else _Tally()).shown(mask_below),
                 tips=guidance.tips,
             )
         )
@@ -235,26 +248,43 @@ def build_report(
     config: Config,
     rows: Iterable[Row],
     *,
+    devices: Iterable[Row],
     week: Week,
     trend: Sequence[Week],
+    trend_devices: Mapping[Week, tuple[int, int]],
     timetable: Timetable,
     settings: ReportSettings,
     now: float,
     kept_since: float,
 ) -> WeeklyReport:
     """The report of ``week`` from hourly-count rows (``start``, ``verdict``, ``category``,
-    ``count``) of ``group``. ``trend`` lists the weeks of the chart, oldest first, ending
-    with ``week``; rows outside them, or older than ``kept_since``, are ignored."""
+    ``count``) of ``group`` and the devices behind them in ``week`` (rows of ``hour``,
+    ``verdict``, ``category``, ``device``). ``trend`` lists the weeks of the chart, oldest
+    first, ending with ``week``; ``trend_devices`` says how many devices made each earlier
+    week's lookups and blocked attempts. Rows outside these weeks, or older than
+    ``kept_since``, are ignored."""
     mask = settings.mask_below
     starts = [w.since for w in trend]
     week_index = trend.index(week)
     lookups_per_week: Counter[int] = Counter()
     blocked_per_week: Counter[int] = Counter()
-    blocked_per_category: Counter[str] = Counter()
-    lookups_per_period: Counter[Period] = Counter()
-    blocked_per_period: Counter[Period] = Counter()
-    made_safe = 0
+    tallies: defaultdict[tuple[str, object], _Tally] = defaultdict(_Tally)
+    categories: dict[str, _Tally] = {}
     hour_periods: dict[int, Period] = {}
+
+    def figures(hour: int, verdict: str, category: str) -> list[_Tally]:
+        """The figures of the report's week that a row of this hour, verdict and category adds to."""
+        period = hour_periods.get(hour)
+        if period is None:
+            period = hour_periods[hour] = timetable.hour_period(hour)
+        found = [tallies["lookups", None], tallies["lookups", period]]
+        if verdict == BLOCKED:
+            found += [tallies["blocked", None], tallies["blocked", period]]
+            found.append(categories.setdefault(category, _Tally()))
+        elif verdict == REWRITTEN:
+            found.append(tallies["made_safe", None])
+        return found
+
     for row in rows:
         hour = row["start"]
         if hour < kept_since:
@@ -263,39 +293,43 @@ def build_report(
         if index < 0 or hour >= trend[index].until:
             continue
         count = int(row["count"])
-        is_blocked = row["verdict"] == BLOCKED
         lookups_per_week[index] += count
-        if is_blocked:
+        if row["verdict"] == BLOCKED:
             blocked_per_week[index] += count
-        if index != week_index:
-            continue
-        period = hour_periods.get(hour)
-        if period is None:
-            period = hour_periods[hour] = timetable.hour_period(hour)
-        lookups_per_period[period] += count
-        if is_blocked:
-            blocked_per_period[period] += count
-            blocked_per_category[row["category"]] += count
-        elif row["verdict"] == REWRITTEN:
-            made_safe += count
+        if index == week_index:
+            for tally in figures(hour, row["verdict"], row["category"]):
+                tally.count += count
+    for row in devices:
+        hour = row["hour"]
+        if hour >= kept_since and week.since <= hour < week.until:
+            for tally in figures(hour, row["verdict"], row["category"]):
+                tally.devices.add(row["device"])
+
+    def trend_point(index: int, when: Week) -> TrendPoint:
+        if index == week_index:
+            return TrendPoint(when, tallies["lookups", None].shown(mask), tallies["blocked", None].shown(mask), True)
+        all_devices, blocking_devices = trend_devices.get(when, (0, 0))
+        return TrendPoint(
+            when,
+            Count.of(lookups_per_week[index], all_devices, mask),
+            Count.of(blocked_per_week[index], blocking_devices, mask),
+            False,
+        )
+
     policy = policy_summary(group, config)
     return WeeklyReport(
         group=group.name,
         description=group.description,
         week=week,
         finished=week.until <= now,
-        lookups=Count.of(lookups_per_week[week_index], mask),
-        blocked=Count.of(blocked_per_week[week_index], mask),
-        made_safe=Count.of(made_safe, mask),
-        categories=_category_lines(policy, blocked_per_category, config.categories, mask),
+        lookups=tallies["lookups", None].shown(mask),
+        blocked=tallies["blocked", None].shown(mask),
+        made_safe=tallies["made_safe", None].shown(mask),
+        categories=_category_lines(policy, categories, config.categories, mask),
         periods=tuple(
-            PeriodLine(p, Count.of(lookups_per_period[p], mask), Count.of(blocked_per_period[p], mask))
-            for p in Period
+            PeriodLine(p, tallies["lookups", p].shown(mask), tallies["blocked", p].shown(mask)) for p in Period
         ),
-        trend=tuple(
-            TrendPoint(w, Count.of(lookups_per_week[i], mask), Count.of(blocked_per_week[i], mask), i == week_index)
-            for i, w in enumerate(trend)
-        ),
+        trend=tuple(trend_point(i, w) for i, w in enumerate(trend)),
         policy=policy,
         has_timetable=timetable.has_lessons,
         mask_below=mask,
@@ -345,14 +379,24 @@ async def load_report(
     now: float,
 ) -> WeeklyReport:
     """The report for ``group`` and the week containing ``day`` (clamped to the weeks
-    retention allows; this week when ``None``), with one query to the store."""
+    retention allows; this week when ``None``): the counts in one query, the devices behind
+    the week's figures in another, and two small counts per earlier week of the trend."""
     zone = ZoneInfo(config.timezone)
     kept_since = retention_start(store, now)
     week = clamp_week(day, zone, now, kept_since)
     weeks = trend_weeks(week, settings.trend_weeks, zone, kept_since)
     rows = await store.query_aggregates(max(weeks[0].since, kept_since), week.until, groups=[group.name])
+    devices = await store.query_devices(max(week.since, kept_since), week.until, group=group.name)
+    trend_devices = {
+        earlier: (
+            await store.count_devices(earlier.since, earlier.until, group=group.name),
+            await store.count_devices(earlier.since, earlier.until, group=group.name, verdict=BLOCKED),
+        )
+        for earlier in weeks[:-1]
+    }
     return build_report(
         group, config, rows,
-        week=week, trend=weeks, timetable=Timetable.for_group(group, config.schedules, zone),
+        devices=devices, week=week, trend=weeks, trend_devices=trend_devices,
+        timetable=Timetable.for_group(group, config.schedules, zone),
         settings=settings, now=now, kept_since=kept_since,
     )  # fmt: skip

@@ -181,8 +181,11 @@ class StoreBase(ABC):
         for read-then-write statements such as "next id is max(id) + 1"."""
 
     @abstractmethod
-    async def _write_events(self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]]) -> None:
-        """Insert event rows and upsert hourly counts in one transaction."""
+    async def _write_events(
+        self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert event rows, upsert hourly counts and add the devices behind them, in one
+        transaction."""
 
     async def health(self) -> Health:
         """Whether the store answers, with a line of detail for the console."""

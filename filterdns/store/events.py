@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from filterdns.resolver.events import QueryEvent, qtype_name, rcode_name
-from filterdns.store.base import HOUR, Row, StoreBase, Where, marks
+from filterdns.store.base import HOUR, Row, Where, marks
+from filterdns.store.devices import DeviceQueries, device_rows
 
 EVENT_COLUMNS = (
     "time", "node", "client", "mac", "group_name", "name", "qtype", "verdict", "reason",
@@ -106,13 +107,18 @@ def _decode_cursor(cursor: str) -> tuple[float, int]:
         raise ValueError(f"invalid event cursor {cursor!r}") from None
 
 
-class EventQueries(StoreBase):
-    """The ``query_events`` and ``hourly_counts`` tables."""
+class EventQueries(DeviceQueries):
+    """The ``query_events`` and ``hourly_counts`` tables (and ``hourly_devices``, written
+    with them)."""
 
     async def insert_events(self, events: Sequence[QueryEvent]) -> None:
-        """Store a batch of events and add them to the hourly counts, atomically."""
+        """Store a batch of events and add them to the hourly counts and the devices behind
+        them, atomically."""
         if events:
-            await self._write_events(event_rows(events, self.node), hourly_rows(events, self.node))
+            pseudonyms = await self._device_pseudonyms()
+            await self._write_events(
+                event_rows(events, self.node), hourly_rows(events, self.node), device_rows(events, pseudonyms)
+            )
 
     async def search_events(
         self, where: EventFilter = EventFilter(), *, limit: int = 100, cursor: str | None = None
@@ -213,6 +219,9 @@ class EventQueries(StoreBase):
                 return total
 
     async def delete_counts_before(self, cutoff: float) -> int:
-        """Delete the hourly counts of hours that ended by ``cutoff``; returns how many.
-        An hour is deleted only once all of it is past the cutoff."""
-        return await self._execute("DELETE FROM hourly_counts WHERE hour <= ?", [math.floor(cutoff) - HOUR])
+        """Delete the hourly counts (and the devices behind them) of hours that ended by
+        ``cutoff``; returns how many counts. An hour is deleted only once all of it is past
+        the cutoff."""
+        last = math.floor(cutoff) - HOUR
+        await self._execute("DELETE FROM hourly_devices WHERE hour <= ?", [last])
+        return await self._execute("DELETE FROM hourly_counts WHERE hour <= ?", [last])

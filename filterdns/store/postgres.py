@@ -34,6 +34,7 @@ from filterdns.store.base import (
     load_migrations,
     pending_migrations,
 )
+from filterdns.store.devices import INSERT_DEVICE_SQL
 from filterdns.store.events import EVENT_COLUMNS, UPSERT_HOURLY_SQL
 from filterdns.store.store import Store
 
@@ -159,9 +160,12 @@ class PostgresStore(Store):
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", EXCLUSIVE_LOCK)
                 return [dict(record) for record in await conn.fetch(numbered(sql), *params)]
 
-    async def _write_events(self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]]) -> None:
+    async def _write_events(
+        self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
+    ) -> None:
         pool = await self._get_pool()
         with _translated_errors():
             async with pool.acquire() as conn, conn.transaction():
                 await conn.copy_records_to_table("query_events", records=events, columns=EVENT_COLUMNS)
                 await conn.executemany(numbered(UPSERT_HOURLY_SQL), hourly)
+                await conn.executemany(numbered(INSERT_DEVICE_SQL), devices)

@@ -218,3 +218,15 @@ CREATE INDEX alerts_created ON alerts (created);
 -- The pupil (or device) a DoH/DoT client named through the roster; '' when none did.
 ALTER TABLE query_events ADD COLUMN pupil text NOT NULL DEFAULT '';
 CREATE INDEX query_events_pupil ON query_events (pupil, time) WHERE pupil <> '';
+
+-- version: 5
+-- Which devices stand behind the hourly counts (see schema_sqlite.sql, version 5).
+CREATE TABLE hourly_devices (
+    hour bigint NOT NULL,
+    group_name text NOT NULL,
+    verdict text NOT NULL,
+    category text NOT NULL,
+    device text NOT NULL,
+    PRIMARY KEY (group_name, hour, verdict, category, device)
+);
+CREATE INDEX hourly_devices_hour ON hourly_devices (hour);

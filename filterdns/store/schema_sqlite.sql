@@ -217,3 +217,19 @@ CREATE INDEX alerts_created ON alerts (created);
 -- The pupil (or device) a DoH/DoT client named through the roster; '' when none did.
 ALTER TABLE query_events ADD COLUMN pupil TEXT NOT NULL DEFAULT '';
 CREATE INDEX query_events_pupil ON query_events (pupil, time) WHERE pupil <> '';
+
+-- version: 5
+-- Which devices stand behind the hourly counts, so that a figure shown to parents can be
+-- masked unless enough distinct devices make it (issue 20): one row per hour, group,
+-- verdict, category and device. A device is a keyed pseudonym (the 'device-pseudonyms'
+-- secret) of the pupil, MAC or address that asked, never the address itself. Rows go
+-- with the hourly counts they stand behind (same retention).
+CREATE TABLE hourly_devices (
+    hour INTEGER NOT NULL,
+    group_name TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    category TEXT NOT NULL,
+    device TEXT NOT NULL,
+    PRIMARY KEY (group_name, hour, verdict, category, device)
+) WITHOUT ROWID;
+CREATE INDEX hourly_devices_hour ON hourly_devices (hour);

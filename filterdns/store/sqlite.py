@@ -38,6 +38,7 @@ from filterdns.store.base import (
     load_migrations,
     pending_migrations,
 )
+from filterdns.store.devices import INSERT_DEVICE_SQL
 from filterdns.store.events import INSERT_EVENT_SQL, UPSERT_HOURLY_SQL
 from filterdns.store.store import Store
 
@@ -180,12 +181,16 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _write_events_job(
-        conn: sqlite3.Connection, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]]
+        conn: sqlite3.Connection,
+        events: list[tuple[Any, ...]],
+        hourly: list[tuple[Any, ...]],
+        devices: list[tuple[Any, ...]],
     ) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(INSERT_EVENT_SQL, events)
             conn.executemany(UPSERT_HOURLY_SQL, hourly)
+            conn.executemany(INSERT_DEVICE_SQL, devices)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -224,5 +229,7 @@ class SQLiteStore(Store):
         # A single SQLite statement already runs under the database-wide write lock.
         return await self._query(sql, params)
 
-    async def _write_events(self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]]) -> None:
-        await self._call(self._write_events_job, events, hourly)
+    async def _write_events(
+        self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
+    ) -> None:
+        await self._call(self._write_events_job, events, hourly, devices)
