@@ -9,6 +9,7 @@ import contextlib
 import datetime
 import ipaddress
 import json
+import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -186,6 +187,29 @@ async def test_smtp_down_then_up_retries_with_backoff_and_never_resends(store: S
     assert len(inbox.envelopes) == 1
     [message] = await store.list_messages()
     assert (message.status, message.attempts, message.last_error) == ("sent", 2, "")
+
+
+async def test_a_mail_server_outage_is_logged_once_and_its_end_once(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="filterdns.outbox")
+    inbox = Inbox()
+    with closed_port() as sock:
+        port = sock.getsockname()[1]
+        for n in range(3):
+            await enqueue_mail(store, key=f"test:{n}")
+        delivery = OutboxDelivery(store, mail_config(port))
+        assert await delivery.run_once(now=T0 + 1) == 0
+        assert await delivery.run_once(now=T0 + 61) == 0  # all three retried, still down
+    async with smtp_server(inbox, port=port):
+        assert await delivery.run_once(now=T0 + 10_000) == 3
+    assert len(inbox.envelopes) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"the mail server 127.0.0.1:{port} is not accepting messages: cannot connect to 127.0.0.1:{port}: "
+        "connection refused; they wait in the outbox and are retried"
+    ]
+    assert [r.getMessage() for r in caplog.records if "again" in r.getMessage()] == [
+        f"the mail server 127.0.0.1:{port} accepts messages again"
+    ]
 
 
 async def test_after_max_attempts_the_message_fails(store: Store) -> None:

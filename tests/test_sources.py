@@ -127,18 +127,26 @@ async def test_same_bytes_without_validators_is_unchanged(server: ListServer, tm
     assert server.requests == 2 and server.not_modified == 0
 
 
-async def test_server_error_keeps_the_last_good_copy(server: ListServer, tmp_path: Path) -> None:
+async def test_server_error_keeps_the_last_good_copy_and_is_logged_once(
+    server: ListServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = server.url("etag/list.txt")
     downloader = ListDownloader(tmp_path, timeout=5, fetch_allow=LOOPBACK)
     await downloader.refresh([_category(url)])
     good = cached_copy_path(tmp_path, url).read_bytes()
     server.status = 500
-    assert await downloader.refresh([_category(url)]) is False
-    assert cached_copy_path(tmp_path, url).read_bytes() == good
-    assert "500" in downloader.last_errors()[url]
-    server.status = 200
-    await downloader.refresh([_category(url)])
+    with caplog.at_level(logging.INFO, logger="filterdns.lists"):
+        for _ in range(3):
+            assert await downloader.refresh([_category(url)]) is False
+        assert cached_copy_path(tmp_path, url).read_bytes() == good
+        assert "500" in downloader.last_errors()[url]
+        server.status = 200
+        await downloader.refresh([_category(url)])
+        await downloader.refresh([_category(url)])
     assert downloader.last_errors() == {}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"list {url}: download failed (HTTP 500 Internal Server Error); keeping the previous copy"]
+    assert [r.getMessage() for r in caplog.records if "work again" in r.getMessage()] == [f"list {url}: downloads work again"]
 
 
 async def test_response_without_domains_is_rejected(server: ListServer, tmp_path: Path) -> None:

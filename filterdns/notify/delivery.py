@@ -8,6 +8,11 @@ console shows its attempts and last error.
 
 Without mail settings (``mail.host`` empty) mail simply waits in the outbox, and goes out
 once mail is configured; webhooks are delivered either way.
+
+A mail server or webhook that stops accepting is logged once as a WARNING when the first
+message fails and once as INFO when one goes through again; the retries in between are
+debug lines. A message given up on (refused for itself, or out of attempts) is logged on its
+own.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from filterdns.notify.smtp import send_mail
 from filterdns.notify.webhook import post_webhook
 from filterdns.store import OutboxMessage, Store
 from filterdns.store.lease import LeasedJob
+from filterdns.store.outage import OutageLog
 from filterdns.store.outbox import CHANNELS
 
 log = logging.getLogger("filterdns.outbox")
@@ -61,6 +67,7 @@ class OutboxDelivery(LeasedJob):
         self.fetch_allow = tuple(fetch_allow)  # internal networks webhooks may reach
         self._tls_context = tls_context
         self._wakeup = asyncio.Event()
+        self._outages: dict[str, OutageLog] = {}  # by destination: the mail server, each webhook URL
 
     def wake(self) -> None:
         """Start the next pass now rather than at the next poll (after an enqueue)."""
@@ -109,8 +116,22 @@ class OutboxDelivery(LeasedJob):
             await self._record_failure(message, DeliveryError(f"unexpected error: {error!r}"), now)
             return 0
         await self.store.mark_sent(message.id, now=now)
+        self._destination_outage(message).recovered("%s accepts messages again", self._destination(message))
         log.info("delivered outbox message %d (%s %s to %s)", message.id, message.kind, message.channel, message.recipient)
         return 1
+
+    def _destination(self, message: OutboxMessage) -> str:
+        """Where a message goes, for the log: the webhook's URL or the mail server."""
+        if message.channel == "webhook":
+            return f"the webhook {message.recipient}"
+        return f"the mail server {self.mail.host}:{self.mail.port}"
+
+    def _destination_outage(self, message: OutboxMessage) -> OutageLog:
+        destination = self._destination(message)
+        outage = self._outages.get(destination)
+        if outage is None:
+            outage = self._outages[destination] = OutageLog(log)
+        return outage
 
     async def _send(self, message: OutboxMessage, now: float | None) -> None:
         if message.channel == "webhook":
@@ -122,9 +143,12 @@ class OutboxDelivery(LeasedJob):
         stored = await self.store.mark_failed(
             message, error.reason, retry=self.mail, permanent=error.permanent, now=now
         )
+        if not error.permanent:  # a refusal of this one message says nothing of the server
+            self._destination_outage(message).failed("%s is not accepting messages: %s; they wait in the outbox and are retried",
+                                         self._destination(message), error.reason)  # fmt: skip
         if stored is not None and stored.status == "failed":
             log.error("gave up on outbox message %d to %s after %d attempt(s): %s",
                       message.id, message.recipient, stored.attempts, error.reason)
         else:
-            log.warning("outbox message %d to %s failed (attempt %d): %s",
-                        message.id, message.recipient, message.attempts, error.reason)
+            log.debug("outbox message %d to %s failed (attempt %d): %s",
+                      message.id, message.recipient, message.attempts, error.reason)

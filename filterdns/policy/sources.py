@@ -138,13 +138,17 @@ class ListDownloader:
                 changed = await self._download(session, url, fmt, copy, part)
         except _DOWNLOAD_ERRORS as error:
             message = failure_words(error)
-            self._errors[url] = message
             kept = "keeping the previous copy" if copy.exists() else "no copy yet"
-            log.warning("list %s: download failed (%s); %s", url, message, kept)
+            # One WARNING when a source starts failing; the refreshes after it, failing the
+            # same way until it recovers, are only debug lines.
+            level = logging.DEBUG if url in self._errors else logging.WARNING
+            self._errors[url] = message
+            log.log(level, "list %s: download failed (%s); %s", url, message, kept)
             return "failed"
         finally:
             part.unlink(missing_ok=True)
-        self._errors.pop(url, None)
+        if self._errors.pop(url, None) is not None:
+            log.info("list %s: downloads work again", url)
         return "changed" if changed else "unchanged"
 
     async def _download(self, session: aiohttp.ClientSession, url: str, fmt: str, copy: Path, part: Path) -> bool:
