@@ -4,7 +4,7 @@ Counting happens on the query path, so ``Metrics.observe()`` avoids prometheus_c
 per-call ``labels()`` lookups and locks: it finds one histogram (a plain list of bucket
 counts) in a dict keyed by the event's label fields and bumps a bucket. ``Metrics`` is
 itself a Collector that folds those into metric families when Prometheus scrapes. State
-owned by other components (cache, recorder) is read at scrape time too, so they need no
+owned by other components (cache, recorder, store sink) is read at scrape time too, so they need no
 knowledge of metrics.
 
 Labels only ever carry names from the configuration or small fixed sets (group, category,
@@ -70,6 +70,17 @@ class CacheStats(Protocol):
     evictions: int
 
     def __len__(self) -> int: ...
+
+
+class StoreStats(Protocol):
+    """What the store's event sink (``StoreSink``) tells about the store, from memory."""
+
+    down: bool
+    dropped: int
+    failures: int
+
+    @property
+    def pending(self) -> int: ...
 
 
 class _Histogram:
@@ -143,6 +154,7 @@ class Metrics:
         self._list_sizes: dict[str, int] = {}
         self._cache: CacheStats | None = None
         self._recorder: Recorder | None = None
+        self._store: StoreStats | None = None
         self.registry = CollectorRegistry()
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -186,6 +198,10 @@ class Metrics:
         """Export the answer cache's counters, read at scrape time."""
         self._cache = cache
 
+    def watch_store(self, sink: StoreStats) -> None:
+        """Export the store's state and its event buffer, read at scrape time."""
+        self._store = sink
+
     def watch_recorder(self, recorder: Recorder) -> None:
         """Count every recorded query and export the recorder's own health counters."""
         self._recorder = recorder
@@ -218,6 +234,8 @@ class Metrics:
             yield from self._collect_cache(self._cache)
         if self._recorder is not None:
             yield from self._collect_recorder(self._recorder)
+        if self._store is not None:
+            yield from self._collect_store(self._store)
         yield InfoMetricFamily(
             "filterdns_build",
             "Version of filterdns and Python.",
@@ -287,6 +305,23 @@ class Metrics:
             "Query events lost in failed batch writes per event sink.",
             ["sink"],
             {(label,): n for label, n in recorder.sink_lost.items()},
+        )
+
+    @staticmethod
+    def _collect_store(sink: StoreStats) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "filterdns_store_up", "1 while the store takes query events, 0 while it fails.", 0 if sink.down else 1
+        )
+        yield GaugeMetricFamily(
+            "filterdns_store_buffered_events", "Query events kept in memory until the store takes them.", sink.pending
+        )
+        yield CounterMetricFamily(
+            "filterdns_store_dropped_events",
+            "Query events lost because the store's buffer was full or the store was down at shutdown.",
+            sink.dropped,
+        )
+        yield CounterMetricFamily(
+            "filterdns_store_write_failures", "Failed attempts to write query events to the store.", sink.failures
         )
 
     def render(self) -> bytes:

@@ -481,7 +481,7 @@ class StoreContract:
     ) -> None:
         store = await store_factory(busy_timeout=0.05, connect_timeout=2.0)
         await store.insert_events([make_event(T0, "before.test")])
-        sink = StoreSink(store, retry_initial=0.02, retry_max=0.1, chunk_size=7)
+        sink = StoreSink(store, probe_interval=0.02, chunk_size=7)
         with outage():
             for batch in range(3):
                 await sink.write_batch([make_event(T0 + 1 + batch * 10 + i, f"e{batch}-{i}.test")
@@ -500,7 +500,7 @@ class StoreContract:
     ) -> None:
         store = await store_factory(busy_timeout=0.05, connect_timeout=2.0)
         await store.health()
-        sink = StoreSink(store, buffer_limit=25, retry_initial=0.02, retry_max=0.1)
+        sink = StoreSink(store, buffer_limit=25, probe_interval=0.02)
         with outage():
             for batch in range(3):
                 await sink.write_batch([make_event(T0 + batch * 10 + i, f"e{batch}-{i}.test")
@@ -517,7 +517,7 @@ class StoreContract:
     ) -> None:
         store = await store_factory(busy_timeout=0.05, connect_timeout=2.0)
         await store.health()
-        sink = StoreSink(store, retry_initial=10.0)
+        sink = StoreSink(store, probe_interval=10.0)
         with outage():
             await sink.write_batch([make_event(T0 + i) for i in range(4)])
             await sink.close()  # must not raise

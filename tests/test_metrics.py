@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from filterdns import __version__
 from filterdns.metrics import LATENCY_BUCKETS, Metrics
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.recorder import Recorder
+from filterdns.store import StoreConfig, StoreSink, open_store
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -234,3 +236,33 @@ def test_own_registry_leaves_the_global_one_alone() -> None:
     assert first.registry.get_sample_value("filterdns_queries_total", labels) == 1
     assert second.registry.get_sample_value("filterdns_queries_total", labels) is None
     assert REGISTRY.get_sample_value("filterdns_queries_total", labels) is None
+
+
+async def test_store_state_and_buffer_are_exported(tmp_path) -> None:
+    """The store's state, its buffer and what it dropped, read from the sink at scrape time:
+    here while the SQLite file is moved away, then once it is back."""
+    metrics = Metrics()
+    store = await open_store(StoreConfig(), tmp_path)
+    sink = StoreSink(store, buffer_limit=3, probe_interval=0.02)
+    metrics.watch_store(sink)
+    try:
+        samples = parse(metrics.render().decode())
+        assert sample(samples, "filterdns_store_up") == 1
+        store.path.rename(tmp_path / "elsewhere.db")
+        await sink.write_batch([make_event() for _ in range(5)])
+        samples = parse(metrics.render().decode())
+        assert sample(samples, "filterdns_store_up") == 0
+        assert sample(samples, "filterdns_store_buffered_events") == 3
+        assert sample(samples, "filterdns_store_dropped_events_total") == 2
+        assert sample(samples, "filterdns_store_write_failures_total") >= 1
+        (tmp_path / "elsewhere.db").rename(store.path)
+        for _ in range(200):
+            if not sink.pending:
+                break
+            await asyncio.sleep(0.01)
+        samples = parse(metrics.render().decode())
+        assert sample(samples, "filterdns_store_up") == 1
+        assert sample(samples, "filterdns_store_buffered_events") == 0
+    finally:
+        await sink.close()
+        await store.close()

@@ -5,7 +5,10 @@ not installed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import pytest
 
 pytest.importorskip("asyncpg")
 
+from filterdns.resolver.recorder import Recorder  # noqa: E402
 from filterdns.store import StoreConfig, StoreError, StoreSink, create_store  # noqa: E402
 from filterdns.store.postgres import describe_dsn, numbered  # noqa: E402
 from tests.support import stores  # noqa: E402
@@ -90,7 +94,7 @@ async def test_node_started_while_the_server_is_down_catches_up(
         with pytest.raises(StoreError):
             await store.open()
         assert not (await store.health()).ok
-        sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
+        sink = StoreSink(store, probe_interval=0.02)
         await sink.write_batch([make_event(T0, "while-down.test")])
         assert sink.failing and sink.pending == 1
     try:
@@ -110,3 +114,58 @@ async def test_two_nodes_see_each_others_policy_revisions(store_factory: StoreFa
     assert await b.latest_revision_id() == revision
     latest = await b.latest_revision()
     assert latest is not None and latest.node == "node-a"
+
+
+async def test_a_hung_server_loses_no_events_and_is_reported_once(
+    server: PostgresServer, dsn: str, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL stopped (SIGSTOP) for 3 s under 1,000 events a second: the recorder never
+    waits on it, the sink keeps every event, one WARNING says the store is down and one INFO
+    that it is back, health answers from memory at once, and the backlog drains at once."""
+    caplog.set_level(logging.INFO, logger="filterdns")
+    store = create_store(StoreConfig(backend="postgres", dsn=dsn, call_timeout=1.0, connect_timeout=1.0), tmp_path)
+    await store.open()
+    sink = StoreSink.for_store(store)
+    recorder = Recorder(2_000, [sink], batch_size=500, flush_interval=0.05)  # less than the 3 s of events
+    await recorder.start()
+    health_times: list[float] = []
+    sent = 0
+
+    async def load(seconds: float) -> None:  # 10 events every 10 ms
+        nonlocal sent
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for _ in range(10):
+                recorder.record(make_event(T0 + sent * 0.001, f"e{sent}.test"))
+                sent += 1
+            started = time.monotonic()
+            await asyncio.sleep(0)  # a health request waits for the event loop, then reads memory
+            health = sink.health()
+            health_times.append(time.monotonic() - started)
+            assert health["buffered"] <= 50_000
+            await asyncio.sleep(0.01)
+
+    try:
+        await load(0.5)
+        with server.hung():
+            await load(3.0)
+            assert sink.down and sink.health()["detail"] == "no answer within 1 s"
+        resumed = time.monotonic()
+        await load(0.5)
+        await wait_until(lambda: sink.pending == 0 and recorder.pending == 0, timeout=5.0)
+        drained_after = time.monotonic() - resumed
+        await recorder.close()
+        assert (recorder.dropped, sink.dropped) == (0, 0)
+        assert not sink.down and sink.last_error is None
+        rows = await store._query("SELECT count(*) AS n, count(DISTINCT name) AS names FROM query_events")
+        assert rows[0]["n"] == rows[0]["names"] == sent
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records
+                 if r.name.startswith("filterdns") and r.levelno >= logging.INFO]
+        assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+        assert lines[0][1].startswith(f"store {store.location} is not taking query events (no answer within 1 s)")
+        assert lines[1][1].startswith(f"store {store.location} takes query events again after")
+        assert max(health_times) < 0.1
+        assert drained_after < 3.0  # about 1 s here, the last 0.5 s of load included
+    finally:
+        await sink.close()
+        await store.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -109,32 +110,70 @@ async def test_waiting_for_a_lock_does_not_block_the_event_loop(tmp_path: Path) 
         await store.close()
 
 
-async def test_deleted_database_file_is_recreated(tmp_path: Path) -> None:
+def store_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name.startswith("filterdns.store")]
+
+
+async def test_moved_database_file_is_not_replaced_and_nothing_is_lost_once_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = await open_sqlite(tmp_path)
-    sink = StoreSink(store)
+    sink = StoreSink(store, probe_interval=0.02)
+    moved = tmp_path / "archive.db"
     try:
         await sink.write_batch([make_event(T0, "before.test")])
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
-        await sink.write_batch([make_event(T0 + 1, "after.test")])
-        assert sink.failures == 0 and store.path.exists()
-        assert names(await all_events(store)) == ["after.test"]
+        os.rename(store.path, moved)  # an operator's mv, while serving, the folder writable
+        await sink.write_batch([make_event(T0 + 1, "during.test")])
+        await asyncio.sleep(0.2)  # several attempts, each finding the file gone
+        await sink.write_batch([make_event(T0 + 2, "later.test")])
+        assert sink.down and sink.pending == 2 and sink.failures >= 3
+        assert not store.path.exists()  # no new, empty database took its place
+        assert store_errors(caplog) == [
+            f"store stopped: the database file {store.path} is gone (moved or deleted); put it back; "
+            "nothing is written until then (no new database is created)"
+        ]
+        with pytest.raises(StoreError, match="gone"):  # the console's reads say so too
+            await store.list_users()
+        os.rename(moved, store.path)
+        await wait_until(lambda: sink.pending == 0)
+        assert not sink.down and sink.last_error is None
+        assert names(await all_events(store)) == ["later.test", "during.test", "before.test"]
     finally:
+        await sink.close()
         await store.close()
 
 
-async def test_moved_database_file_is_replaced_and_the_moved_one_kept_intact(tmp_path: Path) -> None:
+async def test_deleted_database_file_is_not_recreated_but_a_copy_of_it_is_taken_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = await open_sqlite(tmp_path)
+    sink = StoreSink(store, probe_interval=0.02)
+    backup = tmp_path / "backup.db"
     try:
-        await store.insert_events([make_event(T0, "before.test")])
-        moved = tmp_path / "archive.db"
-        os.rename(store.path, moved)
-        await store.insert_events([make_event(T0 + 1, "after.test")])
-        assert names(await all_events(store)) == ["after.test"]
-        conn = sqlite3.connect(moved)
-        assert conn.execute("SELECT name FROM query_events").fetchall() == [("before.test",)]
-        conn.close()
+        await sink.write_batch([make_event(T0, "before.test")])
+        copy = sqlite3.connect(backup)
+        sqlite3.connect(store.path).backup(copy)
+        copy.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+        await sink.write_batch([make_event(T0 + 1, "during.test")])
+        assert sink.down and not store.path.exists()
+        # Another store's file at the path is refused, and said to be another store.
+        other = await open_sqlite(tmp_path / "other")
+        await other.close()
+        os.rename(other.path, store.path)
+        await asyncio.sleep(0.1)
+        assert sink.down and "holds another store" in str(sink.last_error)
+        store.path.unlink()
+        os.rename(backup, store.path)  # the same store, restored from its backup
+        await wait_until(lambda: sink.pending == 0)
+        assert names(await all_events(store)) == ["during.test", "before.test"]
+        assert [m.split(";")[0].split(" (id")[0] for m in store_errors(caplog)] == [
+            f"store stopped: the database file {store.path} is gone (moved or deleted)",
+            f"store stopped: the database file {store.path} holds another store",
+        ]
     finally:
+        await sink.close()
         await store.close()
 
 
@@ -170,7 +209,7 @@ async def open_failing(data_dir: Path) -> FailingSQLiteStore:
 
 async def test_read_only_database_buffers_then_recovers(tmp_path: Path) -> None:
     store = await open_failing(tmp_path)
-    sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
+    sink = StoreSink(store, probe_interval=0.02)
     try:
         await sink.write_batch([make_event(T0, "before.test")])
         await store.fail("read-only")
@@ -188,7 +227,7 @@ async def test_read_only_database_buffers_then_recovers(tmp_path: Path) -> None:
 
 async def test_full_disk_buffers_then_recovers(tmp_path: Path) -> None:
     store = await open_failing(tmp_path)
-    sink = StoreSink(store, retry_initial=0.02, retry_max=0.1)
+    sink = StoreSink(store, probe_interval=0.02)
     try:
         await sink.write_batch([make_event(T0, "before.test")])
         await store.fail("full")
@@ -202,4 +241,18 @@ async def test_full_disk_buffers_then_recovers(tmp_path: Path) -> None:
         assert len(await all_events(store)) == 2001
     finally:
         await sink.close()
+        await store.close()
+
+
+async def test_api_tokens_work_while_last_used_cannot_be_written(tmp_path: Path) -> None:
+    store = await open_failing(tmp_path)
+    try:
+        await store.create_user("ada", "admin", "hash")
+        await store.create_api_token("tok-hash", "ada", "script", now=T0)
+        assert (await store.use_api_token("tok-hash", now=T0 + 1)).last_used == T0 + 1
+        await store.fail("read-only")  # as a full disk does: reads work, writes fail
+        token = await store.use_api_token("tok-hash", now=T0 + 2)
+        assert token is not None and token.user == "ada" and token.last_used == T0 + 1
+        assert await store.use_api_token("unknown") is None
+    finally:
         await store.close()

@@ -212,4 +212,4 @@ async def test_audit_and_health(console: Console):
     health = await (await console.client.get("/api/v1/health", headers=viewer)).json()
     assert [u["healthy"] for u in health["upstreams"]] == [True, False]
     assert {entry["category"] for entry in health["lists"]} == {"video", "games", "adult"}
-    assert health["store"]["ok"] and health["store"]["reachable"]
+    assert health["store"]["ok"] and health["store"]["location"].startswith("sqlite")

@@ -255,7 +255,7 @@ class StoreConfig:
 
     ``path`` (SQLite) is relative to the data directory; by default ``filterdns.db`` in it.
     ``node`` names this resolver in every row it writes; by default the host name.
-    The ``buffer_*``/``retry_*`` values tune ``StoreSink``'s behaviour while the store fails.
+    ``buffer_limit`` and ``probe_interval`` tune ``StoreSink``'s behaviour while the store fails.
     """
 
     backend: StoreBackend = "sqlite"
@@ -269,10 +269,10 @@ class StoreConfig:
     pool_size: int = 4  # PostgreSQL connections per node
     connect_timeout: float = 5.0  # PostgreSQL: giving up on connecting
     statement_timeout: float = 30.0  # PostgreSQL: giving up on one statement
+    call_timeout: float = 10.0  # any one store call; past it the store counts as not answering
     insert_chunk: int = 5_000  # events per insert transaction
     buffer_limit: int = 50_000  # events kept in memory while the store fails
-    retry_initial: float = 1.0
-    retry_max: float = 60.0
+    probe_interval: float = 1.0  # while the store fails, how often to try writing again
 
     def __post_init__(self) -> None:
         if self.backend not in get_args(StoreBackend):

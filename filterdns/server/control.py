@@ -158,13 +158,7 @@ class Control(StoreChanges):
         return self._service.upstream.health()
 
     def store_health(self) -> dict:
-        sink = self._service.store_sink
-        return {
-            "ok": not sink.failing,
-            "detail": sink.last_error or "",
-            "buffered": sink.pending,
-            "dropped": sink.dropped,
-        }
+        return self._service.store_sink.health()
 
     def explain(
         self,

@@ -67,6 +67,7 @@ class Service:
         self.recorder = Recorder.from_config(config.recorder, config.log, [self.store_sink])
         self.metrics.watch_recorder(self.recorder)
         self.metrics.watch_cache(self.cache)
+        self.metrics.watch_store(self.store_sink)
         self.active = ActivePolicy(config, self.metrics, self._config_changed)
         self.sync = PolicySync(self.store, config, self.active.activate, self.active.apply_overrides)
         self.control = Control(self)

@@ -14,18 +14,20 @@ Times are unix seconds (floats), like ``QueryEvent.time``; hours are UTC hour st
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from filterdns.config.model import StoreConfig
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 HOUR = 3600
 DAY = 86_400
@@ -37,6 +39,19 @@ class StoreError(Exception):
 
 class Conflict(StoreError):
     """A row with that key exists already (a user name, a token hash)."""
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception's message, or its class name when it has none (``TimeoutError()`` and
+    many OS and driver errors say nothing), so no fault is ever reported as blank."""
+    return str(exc) or type(exc).__name__
+
+
+def _forget_outcome(task: asyncio.Future[Any]) -> None:
+    """Collect the outcome of a call given up on, so asyncio does not report it as an
+    exception nobody retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +201,30 @@ class StoreBase(ABC):
     ) -> None:
         """Insert event rows, upsert hourly counts and add the devices behind them, in one
         transaction."""
+
+    def _abandon(self) -> None:
+        """Called when a call ran past its deadline: make it stop if the backend can (the
+        SQLite store interrupts its connection). By default the call is just cancelled."""
+
+    async def _within_deadline(self, call: Awaitable[T]) -> T:
+        """The outcome of ``call``, or ``StoreError`` once ``settings.call_timeout`` has
+        passed. A database that stops answering (a PostgreSQL server stopped, a hung disk)
+        would otherwise hold every caller for as long as it hangs: the recorder's events
+        would pile up behind it and a health view would hang with it. The call given up on
+        is cancelled but not waited for, since a hung server may not even let it end."""
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.settings.call_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            task.add_done_callback(_forget_outcome)
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_forget_outcome)
+            self._abandon()
+            raise StoreError(f"no answer within {self.settings.call_timeout:g} s")
+        return task.result()
 
     async def health(self) -> Health:
         """Whether the store answers, with a line of detail for the console."""

@@ -31,6 +31,7 @@ from filterdns.store.base import (
     Conflict,
     Row,
     StoreError,
+    error_text,
     load_migrations,
     pending_migrations,
 )
@@ -74,7 +75,7 @@ def _translated_errors() -> Iterator[None]:
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise Conflict(str(exc)) from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        raise StoreError(f"postgresql: {exc or type(exc).__name__}") from exc
+        raise StoreError(f"postgresql: {error_text(exc)}") from exc
 
 
 async def _migrate(conn: asyncpg.pool.PoolConnectionProxy[Any]) -> None:
@@ -129,7 +130,7 @@ class PostgresStore(Store):
         return pool
 
     async def open(self) -> None:
-        await self._get_pool()
+        await self._within_deadline(self._get_pool())
 
     async def close(self) -> None:
         self._closed = True
@@ -140,12 +141,30 @@ class PostgresStore(Store):
             except (TimeoutError, OSError, asyncpg.InterfaceError):
                 pool.terminate()
 
+    # Each primitive runs within the store's deadline (``_within_deadline``): asyncpg's own
+    # command timeout does not cover giving a connection back to the pool, which waits for
+    # a stopped server as long as it is stopped.
+
     async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self._within_deadline(self._fetch(sql, params))
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._within_deadline(self._run(sql, params))
+
+    async def _query_exclusive(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self._within_deadline(self._fetch_exclusive(sql, params))
+
+    async def _write_events(
+        self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
+    ) -> None:
+        await self._within_deadline(self._copy_events(events, hourly, devices))
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         pool = await self._get_pool()
         with _translated_errors():
             return [dict(record) for record in await pool.fetch(numbered(sql), *params)]
 
-    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    async def _run(self, sql: str, params: Sequence[Any]) -> int:
         pool = await self._get_pool()
         with _translated_errors():
             status = await pool.execute(numbered(sql), *params)
@@ -153,14 +172,14 @@ class PostgresStore(Store):
         count = status.rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
-    async def _query_exclusive(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def _fetch_exclusive(self, sql: str, params: Sequence[Any]) -> list[Row]:
         pool = await self._get_pool()
         with _translated_errors():
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", EXCLUSIVE_LOCK)
                 return [dict(record) for record in await conn.fetch(numbered(sql), *params)]
 
-    async def _write_events(
+    async def _copy_events(
         self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
     ) -> None:
         pool = await self._get_pool()

@@ -1,11 +1,17 @@
 """``StoreSink``: the recorder's way into the store, built to outlive a failing database.
 
-While the store works, each batch the recorder hands over is inserted at once. When an
-insert fails (database locked, read-only or deleted file, full disk, PostgreSQL down),
-the sink keeps the events in memory — up to a bound, counting what it has to drop beyond
-it — and a background task retries with exponential backoff until the store takes them,
-oldest first. The recorder is never made to wait on retries and never sees an exception:
-DNS answers must not depend on the database.
+While the store works, each batch the recorder hands over is written at once, and the
+recorder waits for it (so batches stay small and the writer never holds the core long).
+When a write fails — database locked, read-only, full, moved away, PostgreSQL down or not
+answering within the store's deadline — the store counts as down: the sink keeps events in
+memory (up to a bound, counting what it has to drop beyond it), logs one WARNING, and tries
+the oldest events again every ``probe_interval`` seconds. The first write that works logs
+one INFO line, and the rest of the backlog goes in large chunks straight away. The
+recorder never waits on a failing store for more than ``HANDOVER_WAIT`` and never sees an
+exception: DNS answers must not depend on the database.
+
+Its state (``down``, ``last_error``, ``pending``, ``dropped``) lives in memory, so health
+views and metrics read it without touching the store.
 """
 
 from __future__ import annotations
@@ -14,22 +20,30 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from filterdns.resolver.events import QueryEvent
-from filterdns.store.base import StoreError
+from filterdns.store.base import StoreError, error_text
 from filterdns.store.store import Store
 
 log = logging.getLogger(__name__)
+
+# The longest the recorder waits for one batch to be written. A store that answers takes a
+# batch in milliseconds; one that hangs must not stop the recorder from taking events in
+# (its own queue would fill and drop them while the sink's buffer sat empty).
+HANDOVER_WAIT = 0.5
 
 
 class StoreSink:
     """An ``EventSink`` writing to a ``Store``.
 
-    For monitoring: ``pending`` (events waiting for the store), ``dropped`` (events lost
-    because the buffer was full or the store was still down at shutdown), ``failures``
-    (failed insert attempts) and ``last_error`` (text of the latest failure).
+    For monitoring: ``down`` (the store refuses or does not answer; since ``down_since``),
+    ``pending`` (events waiting for the store), ``dropped`` (events lost because the buffer
+    was full or the store was still down at shutdown), ``failures`` (failed write attempts)
+    and ``last_error`` (what the store said, until it works again).
     The sink does not own the store: closing the sink leaves the store open.
     """
 
@@ -41,23 +55,23 @@ class StoreSink:
         *,
         buffer_limit: int = 50_000,
         chunk_size: int = 5_000,
-        retry_initial: float = 1.0,
-        retry_max: float = 60.0,
+        probe_interval: float = 1.0,
     ) -> None:
         if buffer_limit < 1 or chunk_size < 1:
             raise ValueError("buffer_limit and chunk_size must be positive")
         self.store = store
         self._limit = buffer_limit
         self._chunk_size = chunk_size
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
+        self._probe_interval = probe_interval
         self._buffer: deque[QueryEvent] = deque()
-        self._retry_task: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._tried = asyncio.Event()  # the writer's first attempt is over (or it ended)
         self._wake = asyncio.Event()
         self._closing = False
-        self._outage_failures = 0  # failed attempts since the last success
-        self._outage_dropped = 0  # ``dropped`` when the current outage began
         self._overflowing = False  # the buffer overflowed during this outage (logged once)
+        self._outage_dropped = 0  # ``dropped`` when the current outage began
+        self.down = False
+        self.down_since: float | None = None
         self.dropped = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -66,13 +80,7 @@ class StoreSink:
     def for_store(cls, store: Store) -> StoreSink:
         """A sink tuned by the store's own settings."""
         s = store.settings
-        return cls(
-            store,
-            buffer_limit=s.buffer_limit,
-            chunk_size=s.insert_chunk,
-            retry_initial=s.retry_initial,
-            retry_max=s.retry_max,
-        )
+        return cls(store, buffer_limit=s.buffer_limit, chunk_size=s.insert_chunk, probe_interval=s.probe_interval)
 
     @property
     def pending(self) -> int:
@@ -80,25 +88,42 @@ class StoreSink:
 
     @property
     def failing(self) -> bool:
-        """True while the store refuses events and the sink is retrying."""
-        return self._retry_task is not None
+        """True while the store refuses events and the sink keeps trying."""
+        return self.down
+
+    def health(self) -> dict[str, Any]:
+        """The store's state as the last write found it, for health views: from memory, so
+        it answers at once even while the store hangs."""
+        return {
+            "ok": not self.down,
+            "detail": self.last_error or "",
+            "since": self.down_since,
+            "location": self.store.location,
+            "buffered": self.pending,
+            "dropped": self.dropped,
+        }
 
     async def write_batch(self, events: Sequence[QueryEvent]) -> None:
-        """Queue ``events`` and, unless the store is known to be failing, write them now."""
+        """Queue ``events`` and, unless a write is under way already, write them now,
+        waiting at most ``HANDOVER_WAIT`` for the store."""
         if self._closing:
             self.dropped += len(events)
             return
         self._enqueue(events)
-        if self._retry_task is None and not await self._drain():
-            self._retry_task = asyncio.create_task(self._retry(), name="filterdns-store-retry")
+        if self._writer is not None:  # writing, or waiting for the store to come back
+            return
+        self._tried.clear()
+        self._writer = asyncio.create_task(self._write_all(), name="filterdns-store-writer")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tried.wait(), HANDOVER_WAIT)
 
     async def close(self) -> None:
         """Make a last attempt to write what is buffered; count the rest as dropped."""
         self._closing = True
-        if self._retry_task is not None:
-            self._wake.set()  # the retry task makes the last attempt and ends
-            await self._retry_task
-        else:
+        if self._writer is not None:
+            self._wake.set()  # a writer waiting to try again makes its last attempt now
+            await self._writer
+        elif self._buffer:
             await self._drain()
         if self._buffer:
             log.error(
@@ -118,6 +143,21 @@ class StoreSink:
             events = events[:room]
         self._buffer.extend(events)
 
+    async def _write_all(self) -> None:
+        """Write until the buffer is empty, trying again every ``probe_interval`` while the
+        store is down; ``close()`` cuts a wait short for one last attempt."""
+        try:
+            while not await self._drain():
+                self._tried.set()
+                if self._closing:
+                    return
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._probe_interval)
+        finally:
+            self._writer = None
+            self._tried.set()
+
     async def _drain(self) -> bool:
         """Write buffered events, oldest first, in chunks; True once all are written."""
         buffer = self._buffer
@@ -126,42 +166,40 @@ class StoreSink:
             try:
                 await self.store.insert_events(chunk)
             except Exception as exc:
-                self._note_failure(exc)
+                self._went_down(exc)
                 return False
             for _ in chunk:
                 buffer.popleft()
-        if self._outage_failures:
-            log.warning(
-                "store writes work again after %d failed attempts; %d query events dropped meanwhile",
-                self._outage_failures, self.dropped - self._outage_dropped,
-            )
-            self._outage_failures = 0
+            if self.down:
+                self._came_back()
         self._overflowing = False
         return True
 
-    def _note_failure(self, exc: Exception) -> None:
-        """Count a failed attempt; log only the first of an outage (retries are many)."""
+    def _went_down(self, exc: Exception) -> None:
+        """Count a failed attempt; log only the first of an outage (attempts are many)."""
         self.failures += 1
-        self.last_error = str(exc) or type(exc).__name__
-        if not self._outage_failures:
-            self._outage_dropped = self.dropped
-            log.warning(
-                "store write failed, buffering up to %d query events and retrying: %s",
-                self._limit, self.last_error, exc_info=not isinstance(exc, StoreError),
-            )
-        self._outage_failures += 1
+        self.last_error = error_text(exc)
+        if self.down:
+            return
+        self.down = True
+        self.down_since = time.time()
+        self._outage_dropped = self.dropped
+        log.warning(
+            "store %s is not taking query events (%s): keeping up to %d in memory and trying "
+            "again every %g s",
+            self.store.location, self.last_error, self._limit, self._probe_interval,
+            exc_info=not isinstance(exc, StoreError),
+        )
 
-    async def _retry(self) -> None:
-        """Retry with backoff until the buffer is written; ``close()`` cuts the wait short
-        for one last attempt."""
-        delay = self._retry_initial
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-                if await self._drain() or self._closing:
-                    return
-                delay = min(delay * 2, self._retry_max)
-        finally:
-            self._retry_task = None
+    def _came_back(self) -> None:
+        """The first write after an outage worked: say so once, and clear the fault."""
+        assert self.down_since is not None
+        log.info(
+            "store %s takes query events again after %.0f s; writing the %d still buffered "
+            "(%d dropped meanwhile)",
+            self.store.location, time.time() - self.down_since, len(self._buffer),
+            self.dropped - self._outage_dropped,
+        )
+        self.down = False
+        self.down_since = None
+        self.last_error = None

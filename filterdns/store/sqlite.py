@@ -10,15 +10,22 @@ so by itself, a batch by ``BEGIN IMMEDIATE``) and waits up to ``busy_timeout`` f
 two processes on one file queue instead of failing.
 
 The store heals itself: any database error drops the connection and the next call
-reopens the file; before each call it checks that the file at ``path`` is still the one it
-has open — a deleted or replaced file would otherwise swallow writes without an error.
+reopens the file. It also keeps its identity: a store id written into the file when it is
+created, and the file's device and inode. Before each call it checks that the file at
+``path`` is still the one it has open; if the file was moved or deleted while serving, it
+refuses to work (logging an ERROR that names the path) rather than create an empty database
+in its place, which would hide users, revisions and audit and split the events across two
+files. Only the first open of a process creates the file. Once the file is back (moved
+back, or restored from a copy with the same store id), the store works again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +42,7 @@ from filterdns.store.base import (
     Conflict,
     Row,
     StoreError,
+    error_text,
     load_migrations,
     pending_migrations,
 )
@@ -42,7 +50,14 @@ from filterdns.store.devices import INSERT_DEVICE_SQL
 from filterdns.store.events import INSERT_EVENT_SQL, UPSERT_HOURLY_SQL
 from filterdns.store.store import Store
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+# The store id lives in the store's key/value table, written once when the file is created.
+STORE_ID_KEY = "store-id"
+_WRITE_STORE_ID_SQL = "INSERT INTO secrets (name, value, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
+_READ_STORE_ID_SQL = "SELECT value FROM secrets WHERE name = ?"
 
 MIGRATIONS = load_migrations("schema_sqlite.sql")
 
@@ -98,6 +113,17 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _store_id(conn: sqlite3.Connection) -> str:
+    """The file's store id, written now if the file has none yet (it was just created, or
+    made by a filterdns that did not write one)."""
+    conn.execute(_WRITE_STORE_ID_SQL, (STORE_ID_KEY, secrets.token_hex(16), time.time()))
+    return str(conn.execute(_READ_STORE_ID_SQL, (STORE_ID_KEY,)).fetchone()[0])
+
+
+class StoreLost(StoreError):
+    """The file at the store's path is gone or belongs to another store."""
+
+
 class SQLiteStore(Store):
     def __init__(self, settings: StoreConfig, path: Path) -> None:
         super().__init__(settings)
@@ -106,7 +132,9 @@ class SQLiteStore(Store):
         self._closed = False
         # Owned by the worker thread:
         self._conn: sqlite3.Connection | None = None
-        self._file_id: tuple[int, int] | None = None
+        self._file_id: tuple[int, int] | None = None  # device and inode of the open file
+        self.store_id: str | None = None  # set by the first open; never changes after
+        self._lost: str | None = None  # why the file is not this store's (logged once per change)
 
     @property
     def location(self) -> str:
@@ -115,22 +143,33 @@ class SQLiteStore(Store):
     # --- on the worker thread ---------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
+        if self.store_id is None:  # the first open: the file may be created
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
+            target, uri = str(self.path), False
+        elif not self.path.exists():
+            raise StoreLost(f"the database file {self.path} is gone (moved or deleted); put it back")
+        else:  # mode=rw: never create a file that vanished between the check and here
+            target, uri = f"{self.path.absolute().as_uri()}?mode=rw", True
         for companion in ("-wal", "-shm"):
             if self.path.with_name(self.path.name + companion).exists():
                 private_file(self.path.with_name(self.path.name + companion))
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.settings.busy_timeout)
+        conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=self.settings.busy_timeout)
         try:
             conn.row_factory = sqlite3.Row
             _enable_wal(conn, self.settings.busy_timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn)
+            store_id = _store_id(conn)
+            if self.store_id is not None and store_id != self.store_id:
+                raise StoreLost(f"the database file {self.path} holds another store (id {store_id}, "
+                                f"not {self.store_id}); put the right file back")  # fmt: skip
             stat = os.stat(self.path)
         except BaseException:
             conn.close()
             raise
+        self.store_id = store_id
         self._file_id = (stat.st_dev, stat.st_ino)
         return conn
 
@@ -144,7 +183,7 @@ class SQLiteStore(Store):
     def _drop_connection(self, *, file_gone: bool = False) -> None:
         """Close the connection. If its file was moved or deleted, first move the WAL's
         content into that file and empty the WAL: SQLite does not do so on close then,
-        and a new database created at ``path`` would replay the stale WAL into itself."""
+        and a database file put back at ``path`` would replay the stale WAL into itself."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -164,12 +203,21 @@ class SQLiteStore(Store):
 
     def _run_job(self, job: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
-            return job(self._connection(), *args)
+            result = job(self._connection(), *args)
         except sqlite3.IntegrityError as exc:
             raise Conflict(str(exc)) from exc
+        except StoreLost as exc:
+            if str(exc) != self._lost:
+                self._lost = str(exc)
+                log.error("store stopped: %s; nothing is written until then (no new database is created)", exc)
+            raise
         except (sqlite3.Error, OSError) as exc:
             self._drop_connection()
-            raise StoreError(f"sqlite: {exc}") from exc
+            raise StoreError(f"sqlite: {error_text(exc)}") from exc
+        if self._lost:
+            self._lost = None
+            log.info("store: the database file %s is back", self.path)
+        return result
 
     @staticmethod
     def _query_job(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Row]:
@@ -206,7 +254,15 @@ class SQLiteStore(Store):
         if self._closed:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run_job, job, args)
+        return await self._within_deadline(loop.run_in_executor(self._executor, self._run_job, job, args))
+
+    def _abandon(self) -> None:
+        """Interrupt the statement that ran past its deadline (``interrupt`` is the one
+        sqlite3 call safe from another thread), so later calls do not queue behind it."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.interrupt()
 
     async def open(self) -> None:
         await self._call(self._no_job)
@@ -216,7 +272,11 @@ class SQLiteStore(Store):
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._drop_connection)
+        with contextlib.suppress(TimeoutError):  # a hung worker: leave the connection to it
+            await asyncio.wait_for(
+                asyncio.shield(loop.run_in_executor(self._executor, self._drop_connection)),
+                self.settings.call_timeout,
+            )
         self._executor.shutdown(wait=False)
 
     async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:

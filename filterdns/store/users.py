@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from filterdns.store.base import Row, StoreBase, Where, check_choice, current_time
+from filterdns.store.base import Row, StoreBase, StoreError, Where, check_choice, current_time
 
 Role = Literal["admin", "teacher", "viewer", "parent"]
 
@@ -177,11 +177,16 @@ class UserQueries(StoreBase):
         return ApiToken(**rows[0])
 
     async def use_api_token(self, token_hash: str, *, now: float | None = None) -> ApiToken | None:
-        """Look a token up by its hash and note that it was used, in one round trip."""
-        rows = await self._query(
-            f"UPDATE api_tokens SET last_used = ? WHERE token_hash = ? RETURNING {_TOKEN_COLUMNS}",
-            [current_time(now), token_hash],
-        )
+        """Look a token up by its hash and note that it was used, in one round trip. The
+        note is not worth refusing the call for: a store that can be read but not written
+        (disk full, read-only) still finds the token, ``last_used`` then left as it was."""
+        try:
+            rows = await self._query(
+                f"UPDATE api_tokens SET last_used = ? WHERE token_hash = ? RETURNING {_TOKEN_COLUMNS}",
+                [current_time(now), token_hash],
+            )
+        except StoreError:
+            rows = await self._query(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?", [token_hash])
         return ApiToken(**rows[0]) if rows else None
 
     async def list_api_tokens(self, user: str | None = None) -> list[ApiToken]:

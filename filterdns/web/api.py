@@ -210,12 +210,11 @@ async def remove_token(request: web.Request) -> web.Response:
 
 async def get_health(request: web.Request) -> web.Response:
     control = control_of(request)
-    store_check = await control.store.health()
     return web.json_response(
         {
             "upstreams": [dataclasses.asdict(u) for u in control.upstream_health()],
             "lists": list_summary(control),
-            "store": {**control.store_health(), "reachable": store_check.ok, "location": store_check.detail},
+            "store": control.store_health(),  # from memory: answers at once while the store hangs
         }
     )
 

@@ -171,20 +171,21 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     chart = None
     top_categories: list[dict] = []
     top_names: list[dict] = []
-    store_error = ""
+    store = control.store_health()
+    # A store known to be down is not asked (each question would wait out its deadline):
+    # the page shows the health panel at once.
+    store_error = "" if store["ok"] else store["detail"]
     totals = dict.fromkeys(VERDICTS, 0)
     try:
-        rows = await traffic(control.store, since, until, scope, period.bucket, zone)
-        bars = traffic_bars(rows, starts, period.bucket, zone)
-        for bar in bars:
-            for verdict, count in bar.values.items():
-                totals[verdict] = totals.get(verdict, 0) + count
-        chart = stacked_bars(bars, SERIES, title=f"Queries, {period.label.lower()}")
-        top_categories = await control.store.top_blocked(since, until, groups=scope, by="category")
-        top_names = await control.store.top_blocked(since, until, groups=scope, by="name")
-        store_check = await control.store.health()
-        if not store_check.ok:
-            store_error = store_check.detail
+        if not store_error:
+            rows = await traffic(control.store, since, until, scope, period.bucket, zone)
+            bars = traffic_bars(rows, starts, period.bucket, zone)
+            for bar in bars:
+                for verdict, count in bar.values.items():
+                    totals[verdict] = totals.get(verdict, 0) + count
+            chart = stacked_bars(bars, SERIES, title=f"Queries, {period.label.lower()}")
+            top_categories = await control.store.top_blocked(since, until, groups=scope, by="category")
+            top_names = await control.store.top_blocked(since, until, groups=scope, by="name")
     except StoreError as exc:
         store_error = str(exc)
     queries = sum(totals.values())
@@ -205,7 +206,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             "top_max": max([r["count"] for r in top_categories + top_names], default=1),
             "upstreams": control.upstream_health(),
             "lists": list_summary(control),
-            "store": control.store_health(),
+            "store": store,
             "store_error": store_error,
         },
     )

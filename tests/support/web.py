@@ -33,7 +33,7 @@ from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import build_policy
 from filterdns.server.control import StoreChanges
-from filterdns.store import Override, Store, StoreConfig, open_store
+from filterdns.store import Override, Store, StoreConfig, StoreSink, open_store
 from filterdns.web import WebSettings, create_app
 
 PASSWORD = "plum-kettle-harbour-42"
@@ -70,6 +70,7 @@ class FakeControl(StoreChanges):
     def __init__(self, config: Config, store: Store):
         self.config = config
         self.store = store
+        self.store_sink = StoreSink(store)
         self.metrics = Metrics()
         self.policy = build_policy(config)
         self.policy_text = yaml.safe_dump({"groups": {g.name: {"block": list(g.block)} for g in config.groups}})
@@ -98,7 +99,7 @@ class FakeControl(StoreChanges):
         return [UpstreamHealth("quad9", True, 0, 12.5, 100, 1), UpstreamHealth("broken", False, 4, None, 9, 9)]
 
     def store_health(self) -> dict:
-        return {"ok": True, "detail": "", "buffered": 0, "dropped": 0}
+        return self.store_sink.health()
 
     def explain(
         self, name: str, *, group: str | None = None, client: str | None = None,
