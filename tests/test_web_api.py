@@ -213,3 +213,22 @@ async def test_audit_and_health(console: Console):
     assert [u["healthy"] for u in health["upstreams"]] == [True, False]
     assert {entry["category"] for entry in health["lists"]} == {"video", "games", "adult"}
     assert health["store"]["ok"] and health["store"]["location"].startswith("sqlite")
+
+
+async def test_health_answers_from_memory_while_the_store_is_down(console: Console):
+    headers = await bearer_for(console, "vic", "monitoring")
+    assert (await console.client.get("/api/v1/health", headers=headers)).status == 200
+    path = console.store.path
+    path.rename(path.with_name("away.db"))
+    sink = console.control.store_sink
+    try:
+        await sink.write_batch([event("a.example"), event("b.example")])
+        response = await console.client.get("/api/v1/health", headers=headers)
+        assert response.status == 200
+        store = (await response.json())["store"]
+        assert not store["ok"] and "is gone" in store["detail"] and store["buffered"] == 2
+        assert store["since"] is not None and store["location"].endswith(str(path))
+        assert (await console.client.get("/api/v1/revisions", headers=headers)).status == 503  # needs the store
+    finally:
+        path.with_name("away.db").rename(path)
+        await sink.close()

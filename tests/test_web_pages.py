@@ -294,3 +294,31 @@ async def test_every_control_has_a_name_an_id_and_a_label(console: Console, path
         assert button.get("id") and button.get("type") == "submit", (path, button)
     every_id = [c["id"] for c in parser.controls] + [b["id"] for b in parser.buttons]
     assert len(every_id) == len(set(every_id)), path
+
+
+async def test_the_health_panel_renders_while_the_store_is_down(console: Console):
+    """With the SQLite file moved away the store refuses everything: a login it confirmed
+    before still sees the dashboard's health panel (from memory, at once), but cannot change
+    anything, and a visitor the store never confirmed gets no further."""
+    token = await console.logged_in("ada")
+    await text_of(console, "/")
+    path = console.store.path
+    path.rename(path.with_name("away.db"))
+    sink = console.control.store_sink
+    try:
+        await sink.write_batch([event("a.example")])
+        assert sink.down
+        started = time.monotonic()
+        text = await text_of(console, "/")
+        assert time.monotonic() - started < 1.0
+        assert 'id="store-error"' in text and f"the database file {path} is gone" in text
+        assert re.search(r'id="store-health">\s*<span class="bad">failing', text)
+        assert "1 events waiting to be written" in text
+        response = await console.post("/overrides", {"group": "7b", "domain": "x.example", "minutes": "30"}, token)
+        assert response.status == 503
+        console.client.session.cookie_jar.clear()
+        console.client.session.cookie_jar.update_cookies({"filterdns_session": "never-confirmed"})
+        assert (await console.client.get("/", allow_redirects=False)).status == 503
+    finally:
+        path.with_name("away.db").rename(path)
+        await sink.close()

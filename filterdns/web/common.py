@@ -133,6 +133,8 @@ async def nav_counts(request: web.Request, items: Iterable[NavItem]) -> dict[str
     """The numbers next to navigation links, by link id. A store outage just leaves them
     out: error pages (the store's own included) render the navigation too."""
     counts: dict[str, int] = {}
+    if not request.app[CONTROL].store_health()["ok"]:  # asking would wait out the store's deadline
+        return counts
     for item in items:
         if item.count is not None:
             try:

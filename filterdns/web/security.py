@@ -27,7 +27,7 @@ from aiohttp import web
 from filterdns.accounts.passwords import token_hash
 from filterdns.accounts.service import Accounts
 from filterdns.links import same_secret
-from filterdns.store import Session, User
+from filterdns.store import Session, StoreError, User
 from filterdns.web.common import (
     CONTROL,
     PRE_SESSION_CSRF,
@@ -92,6 +92,7 @@ class Sessions:
     def __init__(self, app: web.Application):
         self._app = app
         self._last_seen: dict[str, float] = {}
+        self.recent = RecentPrincipals()
 
     @property
     def _settings(self) -> WebSettings:
@@ -137,11 +138,47 @@ class Sessions:
 
     async def end(self, token: str) -> None:
         self._last_seen.pop(token_hash(token), None)
+        self.recent.forget(token_hash(token))
         await self._accounts.close_session(token)
 
     def _sweep(self, now: float) -> None:
         limit = self._settings.idle_minutes * 60
         self._last_seen = {d: t for d, t in self._last_seen.items() if now - t <= limit}
+
+
+class RecentPrincipals:
+    """Who each session cookie and API token stood for when the store last confirmed it,
+    so that a store outage does not lock staff out of the health panel that explains it.
+
+    Used only while the store is down, and only for reading (GET and HEAD): a login the
+    store confirmed within ``idle_minutes``, whose session has not expired, is taken from
+    memory, and each such request restarts that clock, as the store's idle check would.
+    Logging out forgets it at once. Nothing can be changed this way, and nobody new gets in.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[Principal, float]] = {}  # credential hash -> (who, when)
+
+    def remember(self, digest: str, principal: Principal, now: float) -> None:
+        self._known[digest] = (principal, now)
+        if len(self._known) > _IDLE_SWEEP_AT:
+            self._known = {d: entry for d, entry in self._known.items() if entry[1] >= now - 86_400}
+
+    def forget(self, digest: str) -> None:
+        self._known.pop(digest, None)
+
+    def recall(self, digest: str, now: float, idle_limit: float) -> Principal | None:
+        known = self._known.get(digest)
+        if known is None:
+            return None
+        principal, seen = known
+        if now - seen > idle_limit or (principal.session is not None and principal.session.expires <= now):
+            self.forget(digest)
+            return None
+        self._known[digest] = (principal, now)
+        return principal
 
 
 SESSIONS = web.AppKey("filterdns.sessions", Sessions)
@@ -162,7 +199,39 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers["Cache-Control"] = "no-store"
 
 
+def _credential(request: web.Request) -> str | None:
+    """The hash of the bearer token or the session cookie the request came with."""
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and bearer.strip():
+        return token_hash(bearer.strip())
+    token = session_token(request)
+    return token_hash(token) if token else None
+
+
 async def _identify(request: web.Request) -> Principal | None:
+    """Who is asking, as the store says; while the store is down, a recent login's reads
+    are answered from memory (``RecentPrincipals``) rather than refused."""
+    recent = request.app[SESSIONS].recent
+    digest = _credential(request)
+    reading = request.method in ("GET", "HEAD")
+    now = time.time()
+    idle_limit = request.app[SETTINGS].idle_minutes * 60
+    if digest is not None and reading and not request.app[CONTROL].store_health()["ok"]:
+        # Known to be down: asking would only wait out the store's deadline.
+        if (principal := recent.recall(digest, now, idle_limit)) is not None:
+            return principal
+    try:
+        principal = await _identify_in_store(request)
+    except StoreError:
+        if digest is None or not reading or (principal := recent.recall(digest, now, idle_limit)) is None:
+            raise
+        return principal
+    if principal is not None and digest is not None:
+        recent.remember(digest, principal, now)
+    return principal
+
+
+async def _identify_in_store(request: web.Request) -> Principal | None:
     """Who is asking: a bearer token wins over a cookie; a bad token is an error, not a
     silent fall-back to the cookie."""
     store = request.app[CONTROL].store
