@@ -30,13 +30,14 @@ from dnsbench.systems import (
     FilterDns,
     Resolver,
     Unbound,
+    UnboundPython,
     Unsupported,
     internet,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
 EXIT_FAILED, EXIT_UNSUPPORTED, EXIT_SKIPPED = 1, 2, 77
-SYSTEMS = ("filterdns", "unbound", "dnsmasq")
+SYSTEMS = ("filterdns", "unbound", "unbound-python", "dnsmasq")
 
 # (full, smoke) defaults
 DEFAULTS = {
@@ -163,6 +164,7 @@ def _resolvers(args: argparse.Namespace, upstream_port: int, dataset) -> list[Re
     make = {
         "filterdns": lambda: FilterDns(upstream_port, dataset, args.record, args.filterdns_args),
         "unbound": lambda: Unbound(upstream_port, dataset),
+        "unbound-python": lambda: UnboundPython(upstream_port, dataset),
         "dnsmasq": lambda: Dnsmasq(upstream_port, dataset),
     }
     return [make[name]() for name in args.systems]

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TRAFFIC = REPO.parent / "shared" / "data" / "traffic" / "top-domains.txt"
-SYSTEMS = {"filterdns", "unbound", "dnsmasq"}
+SYSTEMS = {"filterdns", "unbound", "unbound-python", "dnsmasq"}
 EXIT_SKIPPED = 77
 
 
@@ -67,4 +67,4 @@ def test_memory_and_load_figures_present(smoke):
         assert system["load"]["start_to_answer_s"] > 0, name
     # Every generated domain, plus the few inline ones of the school config's small categories.
     assert smoke["systems"]["filterdns"]["load"]["listed_domains_loaded"] >= smoke["meta"]["listed_domains"]
-    assert set(smoke["ratios"]) == {"unbound", "dnsmasq"}
+    assert set(smoke["ratios"]) == {"unbound", "unbound-python", "dnsmasq"}

@@ -83,6 +83,7 @@ class Dataset:
     empty_list_dir: Path  # same files, empty: the baseline for "memory for the list"
     unbound_include: Path
     dnsmasq_include: Path
+    plain_list: Path  # one name per line: the pfBlockerNG-style peer's list
     empty_include: Path
     listed_domains: int
     workloads: tuple[Workload, ...]
@@ -127,6 +128,7 @@ def _describe(root: Path, counts: dict, has_realistic: bool, notes: tuple[str, .
         empty_list_dir=root / "lists-empty",
         unbound_include=root / "unbound-blocklist.conf",
         dnsmasq_include=root / "dnsmasq-blocklist.conf",
+        plain_list=root / "plain-blocklist.txt",
         empty_include=root / "empty.conf",
         listed_domains=counts["listed"],
         workloads=tuple(workloads),
@@ -200,7 +202,8 @@ def _sample_top_domains(traffic: list[str], list_size: int, rng: random.Random) 
 
 
 def _write_lists(root: Path, listed: list[str], top_blocked: list[str]) -> None:
-    """One file per category for filterdns; the union as unbound and dnsmasq includes."""
+    """One file per category for filterdns; the union as unbound and dnsmasq includes, and as
+    a plain list for the pfBlockerNG-style peer."""
     lists, empty = root / "lists", root / "lists-empty"
     lists.mkdir()
     empty.mkdir()
@@ -216,6 +219,7 @@ def _write_lists(root: Path, listed: list[str], top_blocked: list[str]) -> None:
     union = listed + top_blocked
     _write_lines(root / "unbound-blocklist.conf", (f'local-zone: "{name}." always_nxdomain' for name in union))
     _write_lines(root / "dnsmasq-blocklist.conf", (f"address=/{name}/" for name in union))
+    _write_lines(root / "plain-blocklist.txt", union)
     (root / "empty.conf").write_text("")
 
 

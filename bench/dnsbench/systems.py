@@ -22,6 +22,7 @@ from string import Template
 import yaml
 from dnsbench.dataset import Dataset
 from dnsbench.procs import Managed, free_port, wait_until_answers
+from dnsbench.tools import UNBOUND_PYTHON_GLUE
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 CONFIGS = BENCH_DIR / "configs"
@@ -128,7 +129,7 @@ class FilterDns(Resolver):
         self.overrides = overrides or {}
 
     def prepare(self, workdir: Path, with_list: bool) -> Prepared:
-        lists_dir = self.dataset.list_dir if with_list else self.dataset.empty_list_dir
+        lists_dir = _linked_into(self.dataset.list_dir if with_list else self.dataset.empty_list_dir, workdir / "lists")
         config = yaml.safe_load(render("filterdns-school.yaml", upstream_port=self.upstream_port, lists_dir=lists_dir))
         config = _merged(config, self.overrides)
         self.recording = self._write_config(workdir / "config.yaml", config)
@@ -226,6 +227,33 @@ class Unbound(Resolver):
         return Prepared(["unbound", "-d", "-c", str(conf)], port_of=lambda log: port)
 
 
+class UnboundPython(Resolver):
+    """Unbound with a pfBlockerNG "python mode"-style module: the list in a Python set checked
+    on every new query, every resolved reply logged (configs/unbound_blocklist.py)."""
+
+    name = "unbound-python"
+
+    def __init__(self, upstream_port: int, dataset: Dataset):
+        self.upstream_port = upstream_port
+        self.dataset = dataset
+
+    def prepare(self, workdir: Path, with_list: bool) -> Prepared:
+        port = free_port()
+        listed = workdir / "blocklist.txt"  # the module reads it from Unbound's working directory
+        listed.unlink(missing_ok=True)
+        if with_list:
+            listed.symlink_to(self.dataset.plain_list.resolve())
+        else:
+            listed.write_text("")
+        conf = workdir / "unbound-python.conf"
+        conf.write_text(render("unbound-python.conf", port=port, workdir=workdir, upstream_port=self.upstream_port,
+                               script=CONFIGS / "unbound_blocklist.py"))
+        # Unbound's embedded Python does not look in Debian's dist-packages by itself, where
+        # python3-unbound puts the glue module (unboundmodule.py) it imports first.
+        glue = f"PYTHONPATH={Path(UNBOUND_PYTHON_GLUE).parent}"
+        return Prepared(["env", glue, "unbound", "-d", "-c", str(conf)], port_of=lambda log: port)
+
+
 class Dnsmasq(Resolver):
     name = "dnsmasq"
     cache_size = 300_000
@@ -241,6 +269,17 @@ class Dnsmasq(Resolver):
         conf.write_text(render("dnsmasq.conf", port=port, upstream_port=self.upstream_port, blocklist=blocklist,
                                cache_size=self.cache_size))
         return Prepared(["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"], port_of=lambda log: port)
+
+
+def _linked_into(source: Path, folder: Path) -> Path:
+    """Hard links of the list files in ``source`` inside ``folder``: filterdns reads local
+    lists only from its config's folder (or data_dir), and a hard link, unlike a symbolic one,
+    is a file there. Same inode: touching the dataset's files (the reload runs) touches these."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for path in source.iterdir():
+        os.link(path, folder / path.name)
+    return folder
 
 
 def _first_int(pattern: re.Pattern) -> Callable[[str], int | None]:

@@ -14,8 +14,11 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-# program -> Debian package
-REQUIRED = {"dnsperf": "dnsperf", "unbound": "unbound", "dnsmasq": "dnsmasq-base", "nsd": "nsd"}
+# program (or, for a path, the file) -> Debian package. Unbound's python module (the
+# pfBlockerNG-style peer) needs Debian's glue module, which only python3-unbound ships.
+UNBOUND_PYTHON_GLUE = "/usr/lib/python3/dist-packages/unboundmodule.py"
+REQUIRED = {"dnsperf": "dnsperf", "unbound": "unbound", "dnsmasq": "dnsmasq-base", "nsd": "nsd",
+            UNBOUND_PYTHON_GLUE: "python3-unbound"}
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 APT_TIMEOUT_S = 900
@@ -29,7 +32,7 @@ def ensure_tools(install: bool, say=print, programs: Iterable[str] = tuple(REQUI
     """Raise ``MissingTools`` (with what to do) when one of ``programs`` (default: all of
     ``REQUIRED``) is missing and cannot be installed."""
     _extend_path()
-    missing = [program for program in programs if shutil.which(program) is None]
+    missing = [program for program in programs if not _present(program)]
     if not missing:
         return
     packages = sorted({REQUIRED[program] for program in missing})
@@ -43,7 +46,7 @@ def ensure_tools(install: bool, say=print, programs: Iterable[str] = tuple(REQUI
         _apt(["update"])
         if not _apt_install(packages):
             raise MissingTools(f"apt-get could not install {' '.join(packages)}")
-    still = [program for program in missing if shutil.which(program) is None]
+    still = [program for program in missing if not _present(program)]
     if still:
         raise MissingTools(f"still missing after install: {', '.join(still)}")
 
@@ -52,6 +55,10 @@ def _extend_path() -> None:
     """unbound, nsd and dnsmasq live in sbin, which a non-login PATH may lack."""
     parts = os.environ.get("PATH", "").split(os.pathsep)
     os.environ["PATH"] = os.pathsep.join(parts + [d for d in SBIN_DIRS if d not in parts])
+
+
+def _present(program: str) -> bool:
+    return Path(program).exists() if program.startswith("/") else shutil.which(program) is not None
 
 
 def _apt_install(packages: list[str]) -> bool:
