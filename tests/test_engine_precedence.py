@@ -167,3 +167,13 @@ def test_a_category_missing_from_the_index_blocks_nothing_else():
         clock=Clock(monday(10)),
     )
     assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
+
+
+def test_a_window_that_opens_moves_the_generation():
+    clock = Clock(monday(8))
+    policy = engine(GroupConfig("year7", rules=(ScheduledRule("lessons", block=("social",)),)), clock=clock)
+    assert policy.decide("year7", "tiktok.com", A).action == "allow"
+    before = policy.generation
+    clock.now = monday(9, 30)  # lessons open: the blocked set changes
+    assert policy.decide("year7", "tiktok.com", A).action == "block"
+    assert policy.generation > before
