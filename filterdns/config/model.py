@@ -357,12 +357,14 @@ class IdentityConfig:
     themselves as ``<id>.<hostname>``, and set-up help builds URLs from it. ``salt`` is the
     ``DnsOverHttpsSalt`` given to ChromeOS. ``unknown_group`` is for ids the roster lacks
     ("" = the strictest pupil group). ``roster`` defaults to ``roster.csv`` in the data
-    directory."""
+    directory. ``addresses`` are the service's IP addresses as devices reach them, for the
+    set-up help (Windows registers a DoH template per DNS server address)."""
 
     hostname: str = ""
     salt: str = ""
     unknown_group: str = ""
     roster: Path | None = None
+    addresses: tuple[str, ...] = ()
 
 
 MailSecurity = Literal["none", "starttls", "tls"]

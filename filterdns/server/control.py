@@ -8,6 +8,7 @@ here means there is exactly one way to change policy, whoever asks.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 import uuid
@@ -22,6 +23,7 @@ from filterdns.config.sections.categories import LOCKED_CATEGORY
 from filterdns.config.policytext import dump_policy
 from filterdns.config.values import parse_mac
 from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig
+from filterdns.identity.roster import Roster, parse_roster, save_roster
 from filterdns.metrics import Metrics
 from filterdns.names import domain_name
 from filterdns.policy.categories import SourceStatus
@@ -138,6 +140,20 @@ class Control(StoreChanges):
 
     def groups(self) -> tuple[GroupConfig, ...]:
         return self.config.groups
+
+    def roster(self) -> Roster:
+        """The roster in use by the encrypted DNS listeners (empty when they are off)."""
+        return self._service.encrypted.roster
+
+    async def import_roster(self, text: str, *, actor: str, source: str) -> int:
+        """Replace the roster with CSV ``text``, checked against the groups in force, and use
+        it at once here (other workers within seconds). Raises ``RosterError`` listing every
+        problem; nothing changes then. Returns the number of entries."""
+        entries = parse_roster(text, {group.name for group in self.config.groups})
+        await asyncio.to_thread(save_roster, self.config.roster_path, entries)
+        await self.audit(actor, "roster.import", source, {"entries": len(entries)})
+        await self._service.encrypted.refresh_roster()
+        return len(entries)
 
     def categories(self) -> tuple[CategoryConfig, ...]:
         return self.config.categories

@@ -36,6 +36,7 @@ from filterdns.web import (
     views_compliance,
     views_dashboard,
     views_digest,
+    views_encrypted,
     views_family,
     views_fixes,
     views_lists,
@@ -86,6 +87,7 @@ PAGES: tuple[Callable[[web.Application], None], ...] = (
     views_parents.setup,
     views_digest.setup,
     views_compliance.setup,
+    views_encrypted.setup,
 )
 
 _DEFAULT_MESSAGES = {

@@ -27,6 +27,7 @@ from argon2 import PasswordHasher
 from filterdns.accounts.passwords import Passwords
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config
+from filterdns.identity.roster import Roster, parse_roster
 from filterdns.metrics import Metrics
 from filterdns.policy.explanation import Explanation
 from filterdns.resolver.events import QueryEvent
@@ -76,9 +77,19 @@ class FakeControl(StoreChanges):
         self.policy_text = yaml.safe_dump({"groups": {g.name: {"block": list(g.block)} for g in config.groups}})
         self.revision = 0
         self._overrides: list[Override] = []
+        self._roster = Roster((), salt=config.identity.salt, unknown_group=config.default_group)
 
     def groups(self):
         return self.config.groups
+
+    def roster(self) -> Roster:
+        return self._roster
+
+    async def import_roster(self, text: str, *, actor: str, source: str) -> int:
+        entries = parse_roster(text, {group.name for group in self.config.groups})
+        self._roster = Roster(entries, salt=self.config.identity.salt, unknown_group=self.config.default_group)
+        await self.store.audit(actor, "roster.import", source, {"entries": len(entries)})
+        return len(entries)
 
     def categories(self):
         return self.config.categories

@@ -64,7 +64,7 @@ def _salt(value: object) -> str:
 
 
 def read_identity(reader: Reader, base: Path) -> IdentityConfig:
-    """``identity: {hostname, salt, unknown_group, roster}``. ``unknown_group`` names a
+    """``identity: {hostname, salt, unknown_group, roster, addresses}``. ``unknown_group`` names a
     policy group; a policy without it falls back to the strictest pupil group (logged)."""
     values = reader.fields(
         IdentityConfig,
@@ -75,5 +75,6 @@ def read_identity(reader: Reader, base: Path) -> IdentityConfig:
             "roster": lambda value: base / str(value),
         },
     )
+    values["addresses"] = reader.get_list("addresses", v.ip_address)
     reader.finish()
     return IdentityConfig(**values)
