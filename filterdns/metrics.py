@@ -83,6 +83,19 @@ class StoreStats(Protocol):
     def pending(self) -> int: ...
 
 
+class HealthReadings(Protocol):
+    """What operators alert on, read from the running service at scrape time: whether each
+    upstream is healthy (upstream label -> bool), how many list sources of each category
+    failed their last load or download (category -> count), and how many queries rate
+    limiting refused or truncated so far."""
+
+    def upstreams_healthy(self) -> Mapping[str, bool]: ...
+
+    def failing_list_sources(self) -> Mapping[str, int]: ...
+
+    def rate_limited(self) -> int: ...
+
+
 class _Histogram:
     """Bucket counts (non-cumulative, last one is +Inf) and the sum of observations."""
 
@@ -155,6 +168,7 @@ class Metrics:
         self._cache: CacheStats | None = None
         self._recorder: Recorder | None = None
         self._store: StoreStats | None = None
+        self._health: HealthReadings | None = None
         self.registry = CollectorRegistry()
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -202,6 +216,10 @@ class Metrics:
         """Export the store's state and its event buffer, read at scrape time."""
         self._store = sink
 
+    def watch_health(self, health: HealthReadings) -> None:
+        """Export upstream health, failing list sources and rate limiting, read at scrape time."""
+        self._health = health
+
     def watch_recorder(self, recorder: Recorder) -> None:
         """Count every recorded query and export the recorder's own health counters."""
         self._recorder = recorder
@@ -236,6 +254,8 @@ class Metrics:
             yield from self._collect_recorder(self._recorder)
         if self._store is not None:
             yield from self._collect_store(self._store)
+        if self._health is not None:
+            yield from self._collect_health(self._health)
         yield InfoMetricFamily(
             "filterdns_build",
             "Version of filterdns and Python.",
@@ -322,6 +342,26 @@ class Metrics:
         )
         yield CounterMetricFamily(
             "filterdns_store_write_failures", "Failed attempts to write query events to the store.", sink.failures
+        )
+
+    @staticmethod
+    def _collect_health(health: HealthReadings) -> Iterator[Metric]:
+        upstreams = GaugeMetricFamily(
+            "filterdns_upstream_up", "1 while an upstream answers, 0 once it is marked unhealthy.", labels=["upstream"]
+        )
+        for label, healthy in health.upstreams_healthy().items():
+            upstreams.add_metric([label], 1 if healthy else 0)
+        yield upstreams
+        failing = GaugeMetricFamily(
+            "filterdns_list_sources_failing",
+            "List sources of a category whose last load or download failed (the last good copy is in use).",
+            labels=["category"],
+        )
+        for category, count in health.failing_list_sources().items():
+            failing.add_metric([category], count)
+        yield failing
+        yield CounterMetricFamily(
+            "filterdns_rate_limited", "Queries refused or truncated by per-client rate limiting.", health.rate_limited()
         )
 
     def render(self) -> bytes:

@@ -266,3 +266,43 @@ async def test_store_state_and_buffer_are_exported(tmp_path) -> None:
     finally:
         await sink.close()
         await store.close()
+
+
+async def test_upstream_health_failing_lists_and_rate_limiting_come_from_the_running_service(tmp_path) -> None:
+    """What the alert rules in docs/monitoring/ watch, from a real service: an upstream that
+    stops answering is 0, a list file that cannot be read counts as a failing source, and
+    queries over the rate limit are counted."""
+    from filterdns.config.loader import load_config
+    from filterdns.server.service import Service
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "ads.txt").write_text("ads.example\n")
+    (tmp_path / "config.yaml").write_text(
+        "server: {listen: ['127.0.0.1:0'], rate_limit: {queries_per_second: 1, burst: 1}}\n"
+        "upstream: {servers: ['127.0.0.1:9'], timeout: 200ms, failure_threshold: 1}\n"
+        "categories:\n  ads: {sources: [{file: lists/ads.txt}]}\n"
+    )
+    service = Service(load_config(tmp_path / "config.yaml"))
+    await service.start()
+    try:
+        samples = parse(service.metrics.render().decode())
+        assert sample(samples, "filterdns_upstream_up", upstream="127.0.0.1:9") == 1
+        assert sample(samples, "filterdns_list_sources_failing", category="ads") == 0
+        assert sample(samples, "filterdns_rate_limited_total") == 0
+        query = bytes.fromhex("abcd01000001000000000000") + b"\x01x\x07example\x00\x00\x01\x00\x01"
+        for _ in range(5):  # one client, far over 1 a second
+            answer = service.pipeline.answer(query, "127.0.0.9", "udp")
+            if asyncio.iscoroutine(answer):  # the first goes upstream: not needed here
+                answer.close()
+        try:  # nothing listens on the discard port: the upstream fails and is marked down
+            await service.upstream.resolve(query)
+        except Exception:
+            pass
+        (tmp_path / "lists" / "ads.txt").unlink()
+        await service.active.rebuild_lists()
+        samples = parse(service.metrics.render().decode())
+        assert sample(samples, "filterdns_upstream_up", upstream="127.0.0.1:9") == 0
+        assert sample(samples, "filterdns_list_sources_failing", category="ads") == 1
+        assert sample(samples, "filterdns_rate_limited_total") >= 3
+    finally:
+        await service.stop()

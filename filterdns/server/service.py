@@ -32,6 +32,7 @@ from filterdns.resolver.upstream import UpstreamPool, describe
 from filterdns.server.active_policy import ActivePolicy, lists_cache_dir
 from filterdns.server.control import Control
 from filterdns.server.encrypted import EncryptedDns
+from filterdns.server.health import ServiceHealth
 from filterdns.server.jobs import BackgroundJobs
 from filterdns.server.list_refresh import download_lists_forever, follow_downloads_forever, has_url_lists
 from filterdns.server.listeners import DnsListeners, ListenError
@@ -68,6 +69,7 @@ class Service:
         self.metrics.watch_recorder(self.recorder)
         self.metrics.watch_cache(self.cache)
         self.metrics.watch_store(self.store_sink)
+        self.metrics.watch_health(ServiceHealth(self))
         self.active = ActivePolicy(config, self.metrics, self._config_changed)
         self.sync = PolicySync(self.store, config, self.active.activate, self.active.apply_overrides)
         self.control = Control(self)
