@@ -4,6 +4,7 @@ config file once, and the service does not import the web stack until it serves 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ import threading
 import yaml
 
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.server import REPO, FilterDnsProcess
+from tests.support.server import REPO, FilterDnsProcess, base_config
 from tests.test_e2e_policy_sync import node_config, store_call
 
 
@@ -68,3 +69,24 @@ def test_nodes_starting_together_import_the_config_file_once(tmp_path):
         finally:
             for node in nodes:
                 node.__exit__(None, None, None)
+
+
+def test_workers_do_not_join_another_filterdns_on_its_port(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "running").mkdir()
+    (tmp_path / "second").mkdir()
+    with FakeUpstream() as upstream:
+        config = base_config(upstream.port)
+        config["server"]["listen"] = [f"127.0.0.1:{port}"]
+        with FilterDnsProcess(config, tmp_path / "running", extra_args=("--workers", "2")):
+            (tmp_path / "second" / "config.yaml").write_text(yaml.safe_dump(config))
+            env = dict(os.environ, PYTHONPATH=str(REPO))
+            failed = subprocess.run(
+                [sys.executable, "-m", "filterdns", "serve", "-c", "config.yaml", "--workers", "2"],
+                cwd=tmp_path / "second", env=env, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert failed.returncode == 1
+            assert f"127.0.0.1:{port} is already in use — is another filterdns running?" in failed.stderr
+            assert not (tmp_path / "second" / "data").exists()

@@ -120,6 +120,17 @@ class DnsListeners:
         self._bound.clear()
 
 
+def check_free(endpoint: Endpoint) -> None:
+    """Raise ``ListenError`` unless UDP and TCP on ``endpoint`` are free. Bound without
+    SO_REUSEPORT, so a port that workers of another filterdns share counts as taken (its
+    workers would otherwise let ours join them on the same port)."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        try:
+            bind_socket(endpoint, kind, reuse_port=False).close()
+        except OSError as error:
+            raise ListenError(explain_bind_error(endpoint, error)) from None
+
+
 def bind_socket(endpoint: Endpoint, kind: socket.SocketKind, reuse_port: bool, receive_buffer: int = 0) -> socket.socket:
     """A non-blocking socket bound to ``endpoint``; a TCP one is not listening yet (``serve``
     starts that). IPv6 sockets are v6-only so that ``0.0.0.0`` and ``::`` can be bound side

@@ -21,6 +21,7 @@ import sys
 import time
 
 from filterdns.config.model import Config, Endpoint
+from filterdns.server.listeners import ListenError, check_free
 
 log = logging.getLogger("filterdns.workers")
 
@@ -31,10 +32,12 @@ RESTART_WINDOW = 60.0
 
 def resolve_ports(listen: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
     """Workers must agree on ports: an ephemeral port 0 is chosen once, here, as one free
-    for both UDP and TCP."""
+    for both UDP and TCP. A fixed port must be free (``ListenError`` otherwise): workers bind
+    with SO_REUSEPORT, which would let them join another filterdns's workers on it."""
     resolved = []
     for endpoint in listen:
         if endpoint.port != 0:
+            check_free(endpoint)
             resolved.append(endpoint)
             continue
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
@@ -62,7 +65,11 @@ def worker_command(argv: list[str], index: int, listen: tuple[Endpoint, ...]) ->
 async def supervise(config: Config, argv: list[str]) -> int:
     """Run ``config.server.workers`` workers until SIGTERM/SIGINT; returns the exit code."""
     count = config.server.workers
-    listen = resolve_ports(config.server.listen)
+    try:
+        listen = resolve_ports(config.server.listen)
+    except ListenError as error:
+        log.error("cannot start: %s", error)
+        return 1
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
