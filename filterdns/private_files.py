@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import IO
 
@@ -32,9 +33,15 @@ def private_tree(path: Path) -> int:
     private_dir(path)
     closed = 0
     for entry in path.rglob("*"):
-        if not entry.is_symlink() and entry.stat().st_mode & OTHERS:
-            entry.chmod(entry.stat().st_mode & 0o7700)
-            closed += 1
+        try:
+            mode = entry.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & OTHERS:
+                entry.chmod(mode & 0o7700)
+                closed += 1
+        except FileNotFoundError:
+            continue  # gone meanwhile: another worker's download renamed its part file
+        except OSError as error:
+            log.warning("cannot make %s private: %s", entry, error.strerror or error)
     if closed:
         log.warning("%d files and folders in %s could be read by other local users: now only by this one", closed, path)
     return closed
@@ -56,5 +63,10 @@ def open_private_append(path: Path) -> IO[str]:
 def _close_to_others(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & OTHERS:
-        path.chmod(mode & 0o7700)
+        try:
+            path.chmod(mode & 0o7700)
+        except PermissionError as error:  # not ours to change: say so, and carry on
+            log.warning("%s can be used by other local users (mode %o) and cannot be changed: %s",
+                        path, mode & 0o777, error.strerror)  # fmt: skip
+            return
         log.warning("%s could be used by other local users (mode %o): now only by this one", path, mode & 0o777)

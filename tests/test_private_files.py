@@ -93,3 +93,11 @@ def test_serve_makes_and_keeps_its_data_private(tmp_path: Path):
     assert all(mode(p) == 0o600 for p in data.glob("filterdns.db*"))
     assert mode(query_log) == 0o600
     assert any("could be read by other local users" in line for line in server.log_lines)
+
+
+def test_a_file_gone_meanwhile_does_not_stop_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Another worker's download renames its part file while this one looks at the folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: iter([data / "lists" / "copy.part"]))
+    assert private_tree(data) == 0
