@@ -128,11 +128,11 @@ def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
     # only: see filterdns.private_files.
     os.umask(0o077)
     config = apply_overrides(_load(args.config), args)
-    configure_logging(args.log_level or config.log.level, config.log.format)
-    if not config.upstream.servers:
+    configure_logging(args.log_level or config.node.log.level, config.node.log.format)
+    if not config.node.upstream.servers:
         log.error("no upstream resolvers configured: add upstream.servers or --upstream HOST:PORT")
         return 2
-    if config.server.workers > 1 and args.worker_index is None:
+    if config.node.server.workers > 1 and args.worker_index is None:
         from filterdns.server.workers import supervise
 
         return asyncio.run(supervise(config, _without_listen(sys.argv[1:] if argv is None else argv)))
@@ -142,7 +142,7 @@ def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
         """SIGHUP: the file again, with the same command-line flags on top."""
         return apply_overrides(load_config(path), args)
 
-    if config.server.uvloop and not args.no_uvloop:
+    if config.node.server.uvloop and not args.no_uvloop:
         try:
             import uvloop
         except ImportError:
@@ -154,7 +154,7 @@ def _serve(args: argparse.Namespace, argv: list[str] | None) -> int:
 
 def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     """Command-line flags win over the config file."""
-    server, upstream = config.server, config.upstream
+    server, upstream = config.node.server, config.node.upstream
     if args.listen:
         server = dataclasses.replace(server, listen=tuple(args.listen))
     if args.no_uvloop:
@@ -173,8 +173,8 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     if args.metrics:
         changes["metrics_listen"] = args.metrics
     if args.web_listen:
-        changes["web"] = dataclasses.replace(config.web, listen=args.web_listen)
-    return dataclasses.replace(config, **changes)
+        changes["web"] = dataclasses.replace(config.node.web, listen=args.web_listen)
+    return config.with_node(**changes)
 
 
 def _check_config(path: Path) -> int:
@@ -212,8 +212,8 @@ def _check_config(path: Path) -> int:
     for first, second, shared in health.overlaps:
         print(f"  overlap: {shared} domains in both {first} and {second}")
     print(
-        f"{path}: OK — {len(config.groups)} groups, {len(config.schedules)} schedules, "
-        f"{len(config.categories)} categories, {len(policy.categories.index)} listed domains"
+        f"{path}: OK — {len(config.policy.groups)} groups, {len(config.policy.schedules)} schedules, "
+        f"{len(config.policy.categories)} categories, {len(policy.categories.index)} listed domains"
     )
     if problems:
         print(f"{problems} local list file(s) could not be read", file=sys.stderr)
@@ -226,14 +226,14 @@ def _explain(args: argparse.Namespace) -> int:
     from filterdns.server.active_policy import build_policy
 
     try:
-        at = _parse_time(args.at, config.timezone) if args.at else datetime.now(timezone.utc)
+        at = _parse_time(args.at, config.policy.timezone) if args.at else datetime.now(timezone.utc)
         mac = parse_mac(args.mac) if args.mac else None
         client = str(ipaddress.ip_address(args.client)) if args.client else "0.0.0.0"
     except ValueError as error:
         print(f"filterdns explain: {error}", file=sys.stderr)
         return 2
-    if args.group and args.group not in {g.name for g in config.groups}:
-        print(f"filterdns explain: no group '{args.group}' (groups: {', '.join(g.name for g in config.groups)})", file=sys.stderr)
+    if args.group and args.group not in {g.name for g in config.policy.groups}:
+        print(f"filterdns explain: no group '{args.group}' (groups: {', '.join(g.name for g in config.policy.groups)})", file=sys.stderr)
         return 2
     configure_logging("error")  # lists not downloaded yet are not this command's news
     policy = build_policy(config)

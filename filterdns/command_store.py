@@ -16,12 +16,12 @@ from filterdns.store import Store, open_store, sqlite_file
 
 async def open_command_store(config: Config, command: str) -> Store:
     """The store ``config`` names, connected; a warning on stderr when it does not exist yet."""
-    if config.store.backend != "postgres":
-        path = sqlite_file(config.store, config.data_dir)
+    if config.node.store.backend != "postgres":
+        path = sqlite_file(config.node.store, config.node.data_dir)
         if not path.exists():
             print(
                 f"filterdns {command}: warning: there is no store at {path} yet; a new, empty one is made. "
                 "If the server keeps its data elsewhere, give this command the server's -c (or --data-dir).",
                 file=sys.stderr,
             )
-    return await open_store(config.store, config.data_dir)
+    return await open_store(config.node.store, config.node.data_dir)

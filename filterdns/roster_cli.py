@@ -56,16 +56,16 @@ async def _import(args: argparse.Namespace, config: Config, text: str) -> int:
             except ConfigError:
                 pass  # the service would not run this revision either; check against the file
         try:
-            entries = parse_roster(text, {group.name for group in config.groups})
+            entries = parse_roster(text, {group.name for group in config.policy.groups})
         except RosterError as error:
             print(f"filterdns roster: {args.file} cannot be used:\n{error}", file=sys.stderr)
             return 2
         if args.check:
             print(f"{args.file}: {len(entries)} entries, all usable")
             return 0
-        save_roster(config.roster_path, entries)
+        save_roster(config.node.roster_path, entries)
         await store.audit(ACTOR, "roster.import", str(args.file), {"entries": len(entries)})
     finally:
         await store.close()
-    print(f"roster: {len(entries)} entries saved to {config.roster_path}; a running service uses them within seconds")
+    print(f"roster: {len(entries)} entries saved to {config.node.roster_path}; a running service uses them within seconds")
     return 0

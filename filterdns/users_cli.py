@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
 import sys
 import time
@@ -61,7 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace, config: Config) -> int:
     """Run ``filterdns user ...``; returns the exit code."""
     if args.data_dir:
-        config = dataclasses.replace(config, data_dir=args.data_dir)
+        config = config.with_node(data_dir=args.data_dir)
     try:
         return asyncio.run(_run(args, config))
     except UsageError as error:
@@ -99,7 +98,7 @@ async def _add(args: argparse.Namespace, config: Config, store: Store) -> int:
     if problem:
         raise UsageError(problem)
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-    known = {g.name for g in config.groups} | {config.default_group}
+    known = {g.name for g in config.policy.groups} | {config.policy.default_group}
     for group in groups:
         if group not in known:
             # Groups added in the console are not in the file: warn, do not refuse.

@@ -11,7 +11,7 @@ from typing import Any
 
 from filterdns.alerts.evaluator import AlertEvaluator, chain_length, first_crossing
 from filterdns.alerts.notices import alert_mail, webhook_payload
-from filterdns.config.model import AlertRule, Config, MailConfig, WebConfig
+from filterdns.config.model import AlertRule, Config, MailConfig, NodeConfig, PolicyConfig, WebConfig
 from filterdns.notify.delivery import OutboxDelivery
 from filterdns.store import Alert, AuditFilter, Store, StoreError
 from tests.support import LOOPBACK, stores
@@ -28,7 +28,10 @@ SELF_HARM = AlertRule("self-harm", categories=("self-harm",), threshold=5, windo
 
 
 def config(*rules: AlertRule) -> Config:
-    return Config(alert_rules=rules, timezone="Europe/London", web=WebConfig(public_url="https://filter.school.test/"))
+    return Config(
+        NodeConfig(web=WebConfig(public_url="https://filter.school.test/")),
+        PolicyConfig(alert_rules=rules, timezone="Europe/London"),
+    )
 
 
 def evaluator(store: Store, *rules: AlertRule) -> AlertEvaluator:

@@ -136,7 +136,7 @@ def test_mixed_case_question_is_echoed_exactly():
 
 
 def responder(**blocking) -> BlockResponder:
-    return BlockResponder(dataclasses.replace(Config(), blocking=BlockingConfig(**blocking)))
+    return BlockResponder(Config().with_policy(blocking=BlockingConfig(**blocking)))
 
 
 CATEGORY_BLOCK = Decision("block", "scheduled-category", "year7", "null_ip", category="social", schedule_window="Tue 08:45-10:45")

@@ -192,7 +192,7 @@ def test_blockpage_without_an_address(tmp_path):
 
 def test_blockpage_with_only_an_ipv6_address_is_fine(tmp_path):
     config = load_config(write(tmp_path, "blocking: {mode: blockpage, page_ipv6: 'fd00::5'}\n"))
-    assert config.blocking.page_ipv6 == "fd00::5" and config.blocking.page_ipv4 is None
+    assert config.policy.blocking.page_ipv6 == "fd00::5" and config.policy.blocking.page_ipv4 is None
 
 
 def test_blockpage_needed_by_a_group_names_a_line(tmp_path):
@@ -362,26 +362,26 @@ def test_a_full_config_loads_into_typed_values(tmp_path):
         """,
     )
     config = load_config(path)
-    assert config.server.listen == (Endpoint("127.0.0.1", 5353), Endpoint("::1", 5353))
-    assert config.server.tcp_idle_timeout == 0.5
-    assert config.upstream.timeout == 1.5
-    assert config.upstream.servers == (
+    assert config.node.server.listen == (Endpoint("127.0.0.1", 5353), Endpoint("::1", 5353))
+    assert config.node.server.tcp_idle_timeout == 0.5
+    assert config.node.upstream.timeout == 1.5
+    assert config.node.upstream.servers == (
         UpstreamServerConfig(Endpoint("9.9.9.9", 53)),
         UpstreamServerConfig(Endpoint("2620:fe::fe", 53)),
         UpstreamServerConfig(Endpoint("1.1.1.1", 853), "tcp", "cloudflare"),
     )
-    assert (config.cache.max_ttl, config.cache.negative_max_ttl) == (86400, 3600)
-    assert config.lists.refresh_interval == 86400.0
-    assert config.log.query_log == tmp_path / "logs/queries.jsonl"
-    assert config.data_dir == tmp_path / "state"
-    assert config.source == path
-    (social,) = config.categories
+    assert (config.node.cache.max_ttl, config.node.cache.negative_max_ttl) == (86400, 3600)
+    assert config.node.lists.refresh_interval == 86400.0
+    assert config.node.log.query_log == tmp_path / "logs/queries.jsonl"
+    assert config.node.data_dir == tmp_path / "state"
+    assert config.node.source == path
+    (social,) = config.policy.categories
     assert social.sources == (
         SourceConfig(str(tmp_path / "lists/social.txt")),
         SourceConfig(str(tmp_path / "lists/more.txt"), "hosts"),
         SourceConfig("https://example.org/l.txt"),
     )
-    evenings, lessons = config.schedules
+    evenings, lessons = config.policy.schedules
     assert evenings.timezone == "UTC" and lessons.timezone == "Europe/London"
     assert evenings.weekly == {
         "fri": (("18:00", "20:00"),),
@@ -393,7 +393,7 @@ def test_a_full_config_loads_into_typed_values(tmp_path):
         ScheduleException("Sports day", "2027-06-18", "2027-06-18", (("08:45", "10:30"),)),
         ScheduleException("2026-12-19", "2026-12-19", "2027-01-04", ()),
     )
-    year7 = next(g for g in config.groups if g.name == "year7")
+    year7 = next(g for g in config.policy.groups if g.name == "year7")
     assert year7.networks == (ipaddress.ip_network("10.10.7.0/24"), ipaddress.ip_network("fd00:7::/64"))
     assert year7.allow_domains == ("bbc.co.uk",)
     assert year7.safe_search.search is True and year7.safe_search.youtube == "off"
@@ -404,7 +404,7 @@ def test_a_full_config_loads_into_typed_values(tmp_path):
 @pytest.mark.parametrize(("value", "mode"), [("off", "off"), ("false", "off"), ("strict", "strict"), ("moderate", "moderate")])
 def test_youtube_modes_including_yaml_false(tmp_path, value, mode):
     config = load_config(write(tmp_path, f"groups:\n  g:\n    safe_search: {{youtube: {value}}}\n"))
-    assert config.groups[0].safe_search.youtube == mode
+    assert config.policy.groups[0].safe_search.youtube == mode
 
 
 def test_youtube_yes_is_an_error(tmp_path):
@@ -414,19 +414,19 @@ def test_youtube_yes_is_an_error(tmp_path):
 
 def test_default_group_is_created_when_missing(tmp_path):
     config = load_config(write(tmp_path, "default_group: guests\ngroups:\n  staff: {networks: [10.0.0.0/24]}\n"))
-    assert [g.name for g in config.groups] == ["staff", "guests"]
-    assert config.default_group == "guests"
-    assert config.groups[1].block == () and config.groups[1].bypass_protection is True
+    assert [g.name for g in config.policy.groups] == ["staff", "guests"]
+    assert config.policy.default_group == "guests"
+    assert config.policy.groups[1].block == () and config.policy.groups[1].bypass_protection is True
 
 
 def test_an_empty_file_gives_the_default_group(tmp_path):
     config = load_config(write(tmp_path, ""))
-    assert [g.name for g in config.groups] == ["default"] and config.default_group == "default"
+    assert [g.name for g in config.policy.groups] == ["default"] and config.policy.default_group == "default"
 
 
 def test_defined_default_group_is_not_duplicated(tmp_path):
     config = load_config(write(tmp_path, "default_group: guests\ngroups:\n  guests: {description: Visitors}\n"))
-    assert [(g.name, g.description) for g in config.groups] == [("guests", "Visitors")]
+    assert [(g.name, g.description) for g in config.policy.groups] == [("guests", "Visitors")]
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -448,8 +448,8 @@ def test_catalogue_paths_are_relative_to_the_catalogue(tmp_path):
     config = load_config(
         write(tmp_path, "catalogue: blocklists/catalogue.yaml\ncategories:\n  social: {domains: [tiktok.com]}\n  own: {sources: [mine.txt]}\n")
     )
-    by_name = {c.name: c for c in config.categories}
-    assert [c.name for c in config.categories] == ["adult", "social", "own"]
+    by_name = {c.name: c for c in config.policy.categories}
+    assert [c.name for c in config.policy.categories] == ["adult", "social", "own"]
     assert by_name["adult"].description == "Adult sites"
     assert [s.location for s in by_name["adult"].sources] == [
         str(tmp_path / "blocklists/curated/adult.txt"),
@@ -513,14 +513,14 @@ def test_default_config_uses_resolv_conf(tmp_path, monkeypatch):
     path = write(tmp_path, RESOLV_CONF, name="resolv.conf")
     monkeypatch.setattr(loader.system_resolvers, "__defaults__", (path,))
     config = default_config()
-    assert config.upstream.servers[0].endpoint == Endpoint("192.0.2.53", 53)
-    assert len(config.upstream.servers) == 3
-    assert config.server.listen[0] == Endpoint("127.0.0.1", 5353)
-    assert [g.name for g in config.groups] == ["default"] and config.source is None
-    assert config.categories == ()
+    assert config.node.upstream.servers[0].endpoint == Endpoint("192.0.2.53", 53)
+    assert len(config.node.upstream.servers) == 3
+    assert config.node.server.listen[0] == Endpoint("127.0.0.1", 5353)
+    assert [g.name for g in config.policy.groups] == ["default"] and config.node.source is None
+    assert config.policy.categories == ()
 
 
 def test_default_config_prefers_given_upstreams(tmp_path, monkeypatch):
     monkeypatch.setattr(loader.system_resolvers, "__defaults__", (tmp_path / "missing",))
-    assert [s.endpoint for s in default_config().upstream.servers] == [Endpoint("9.9.9.9", 53), Endpoint("1.1.1.1", 53)]
-    assert default_config([Endpoint("127.0.0.1", 5300)]).upstream.servers == (UpstreamServerConfig(Endpoint("127.0.0.1", 5300)),)
+    assert [s.endpoint for s in default_config().node.upstream.servers] == [Endpoint("9.9.9.9", 53), Endpoint("1.1.1.1", 53)]
+    assert default_config([Endpoint("127.0.0.1", 5300)]).node.upstream.servers == (UpstreamServerConfig(Endpoint("127.0.0.1", 5300)),)

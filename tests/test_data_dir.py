@@ -24,7 +24,7 @@ def test_the_default_data_dir_is_fixed_per_user(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_data_dir() == tmp_path / "home" / ".local" / "state" / "filterdns"
     monkeypatch.chdir(tmp_path)
-    assert default_config().data_dir == tmp_path / "home" / ".local" / "state" / "filterdns"
+    assert default_config().node.data_dir == tmp_path / "home" / ".local" / "state" / "filterdns"
 
 
 def test_user_commands_from_two_folders_share_the_default_store(monkeypatch, capsys, tmp_path):

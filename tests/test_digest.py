@@ -221,7 +221,7 @@ async def test_the_digest_holds_the_weeks_numbers_per_class_and_nothing_private(
 
 async def test_the_digest_in_brazilian_portuguese_with_a_stricter_threshold(store: Store, config: Config):
     await add_parent(store, "joao@example.org", [("Duda", "7b")], language="pt-BR")
-    stricter = replace(config, reports=replace(config.reports, mask_below=5))
+    stricter = config.with_node(reports=replace(config.node.reports, mask_below=5))
     mail = await compose(store, stricter, "joao@example.org")
     assert mail is not None and mail.language == "pt-BR"
     assert mail.subject == "Segurança on-line na escola: semana de 9 a 15 de novembro"
@@ -309,7 +309,7 @@ async def test_a_late_start_still_sends_within_six_days(store: Store, config: Co
 
 async def test_a_friday_digest_covers_the_week_so_far(store: Store, config: Config):
     await add_parent(store, "ana@example.org", [("Bia", "7b")])
-    friday = replace(config, reports=replace(config.reports, digest_day="fri", digest_time="16:00"))
+    friday = config.with_node(reports=replace(config.node.reports, digest_day="fri", digest_time="16:00"))
     run = await DigestJob(store, lambda: friday).run_once(now=on(4, 16) + 60)
     assert run.week.start == WEEK_START and run.queued == 1
     [message] = await store.list_messages(kind="digest")
@@ -319,9 +319,9 @@ async def test_a_friday_digest_covers_the_week_so_far(store: Store, config: Conf
 
 async def test_the_job_does_nothing_when_off_or_when_another_node_leads(store: Store, config: Config, tmp_path: Path):
     await add_parent(store, "ana@example.org", [("Bia", "7b")])
-    no_mail = replace(config, mail=replace(config.mail, host=""))
+    no_mail = config.with_node(mail=replace(config.node.mail, host=""))
     assert (await DigestJob(store, lambda: no_mail).run_once(now=SEND + 60)).state == "off"
-    no_digest = replace(config, reports=replace(config.reports, digest=False))
+    no_digest = config.with_node(reports=replace(config.node.reports, digest=False))
     assert (await DigestJob(store, lambda: no_digest).run_once(now=SEND + 60)).state == "off"
     other = await open_store(StoreConfig(node="other-node"), tmp_path)
     try:

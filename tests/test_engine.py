@@ -12,6 +12,7 @@ from filterdns.config.model import (
     CategoryConfig,
     Config,
     GroupConfig,
+    PolicyConfig,
     SafeSearchConfig,
     ScheduleConfig,
     ScheduledRule,
@@ -78,35 +79,37 @@ def categories(listing: dict[str, int] | None = None) -> FakeCategorySet:
 
 
 CONFIG = Config(
-    categories=tuple(CategoryConfig(n) for n in ("adult", "social", "games", "news")),
-    schedules=(
-        ScheduleConfig(
-            "lessons",
-            "Europe/London",
-            {d: (("08:45", "10:15"), ("10:30", "12:00"), ("13:00", "15:00")) for d in WEEKDAYS},
+    policy=PolicyConfig(
+        categories=tuple(CategoryConfig(n) for n in ("adult", "social", "games", "news")),
+        schedules=(
+            ScheduleConfig(
+                "lessons",
+                "Europe/London",
+                {d: (("08:45", "10:15"), ("10:30", "12:00"), ("13:00", "15:00")) for d in WEEKDAYS},
+            ),
+            ScheduleConfig("lunch", "Europe/London", {d: (("12:00", "13:00"),) for d in WEEKDAYS}),
         ),
-        ScheduleConfig("lunch", "Europe/London", {d: (("12:00", "13:00"),) for d in WEEKDAYS}),
-    ),
-    groups=(
-        GroupConfig(
-            "year7",
-            block=("adult",),
-            rules=(ScheduledRule("lessons", block=("social", "games")),),
-            allow_domains=("example.org",),
-            deny_domains=("bad.example",),
-            safe_search=SafeSearchConfig(search=True, youtube="strict"),
+        groups=(
+            GroupConfig(
+                "year7",
+                block=("adult",),
+                rules=(ScheduledRule("lessons", block=("social", "games")),),
+                allow_domains=("example.org",),
+                deny_domains=("bad.example",),
+                safe_search=SafeSearchConfig(search=True, youtube="strict"),
+            ),
+            GroupConfig(
+                "staff",
+                block=("adult", "social"),
+                rules=(ScheduledRule("lunch", allow=("social",)),),
+                block_mode="nxdomain",
+                bypass_protection=False,
+            ),
         ),
-        GroupConfig(
-            "staff",
-            block=("adult", "social"),
-            rules=(ScheduledRule("lunch", allow=("social",)),),
-            block_mode="nxdomain",
-            bypass_protection=False,
-        ),
-    ),
-    default_group="guests",
-    allow_domains=("school.example",),
-    deny_domains=("malware.test", "ads.example.org"),
+        default_group="guests",
+        allow_domains=("school.example",),
+        deny_domains=("malware.test", "ads.example.org"),
+    )
 )
 
 
@@ -137,7 +140,7 @@ def test_always_blocked_category(engine):
     decision = engine.decide("year7", "www.porn.test", A)
     assert (decision.action, decision.reason, decision.category) == ("block", "category", "adult")
     assert decision.detail == "adult is blocked for year7 at all times"
-    assert decision.block_mode == CONFIG.blocking.mode  # the global default
+    assert decision.block_mode == CONFIG.policy.blocking.mode  # the global default
     assert decision.rcode_override is None and decision.schedule_window == ""
     assert engine.decide("staff", "porn.test", A).block_mode == "nxdomain"
 

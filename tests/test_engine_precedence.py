@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig, ScheduledRule
+from filterdns.config.model import CategoryConfig, Config, GroupConfig, PolicyConfig, ScheduleConfig, ScheduledRule
 from filterdns.policy.categories import CategorySet
 from filterdns.policy.domainindex import DomainIndex
 from filterdns.policy.engine import OverrideRule, PolicyEngine
@@ -41,7 +41,7 @@ SCHEDULES = (
 def engine(*groups: GroupConfig, clock: Clock | None = None, **config) -> PolicyEngine:
     index = DomainIndex.build([("tiktok.com", SOCIAL, False), ("bbc.co.uk", NEWS, False)])
     return PolicyEngine(
-        Config(categories=tuple(CategoryConfig(n) for n in NAMES), schedules=SCHEDULES, groups=groups, **config),
+        Config(policy=PolicyConfig(categories=tuple(CategoryConfig(n) for n in NAMES), schedules=SCHEDULES, groups=groups, **config)),
         CategorySet(NAMES, index),
         clock=clock or Clock(monday(10)),
     )
@@ -148,7 +148,7 @@ def test_the_decision_cache_keeps_several_names():
 
     index = CountingIndex(DomainIndex.build([("tiktok.com", SOCIAL, False)]))
     policy = PolicyEngine(
-        Config(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7"),)),
+        Config(policy=PolicyConfig(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7"),))),
         CategorySet(NAMES, index),  # type: ignore[arg-type]
         clock=Clock(monday(10)),
     )
@@ -162,7 +162,7 @@ def test_a_category_missing_from_the_index_blocks_nothing_else():
     must not end up blocking another category's names instead."""
     only_news = CategorySet(("news",), DomainIndex.build([("bbc.co.uk", 0, False)]))
     policy = PolicyEngine(
-        Config(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7", block=("social",)),)),
+        Config(policy=PolicyConfig(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7", block=("social",)),))),
         only_news,
         clock=Clock(monday(10)),
     )

@@ -19,6 +19,7 @@ from filterdns.config.model import (
     Config,
     EssentialEntry,
     GroupConfig,
+    PolicyConfig,
     SafeSearchConfig,
     ScheduleConfig,
     ScheduledRule,
@@ -60,7 +61,7 @@ def engine(tmp_path: Path, *groups: GroupConfig, clock=lambda: MONDAY_10, **conf
     schedules = (ScheduleConfig("lessons", "Europe/London", {d: (("09:00", "15:00"),) for d in WEEKDAYS}),)
     groups = groups or (GroupConfig("year7", block=("chat", "phishing", "games"), safe_search=SafeSearchConfig(search=True)),)
     return PolicyEngine(
-        Config(categories=categories, schedules=schedules, groups=groups, essential=ESSENTIAL, **config),
+        Config(policy=PolicyConfig(categories=categories, schedules=schedules, groups=groups, essential=ESSENTIAL, **config)),
         built,
         clock=clock,
     )
@@ -196,7 +197,7 @@ def test_licensed_url_lists_enforce_sites_and_count_pages(tmp_path):
 
 def test_every_shipped_essential_entry_is_a_valid_name_with_a_reason_and_a_link():
     config = load_config(REPO / "config.yaml")
-    entries = config.essential
+    entries = config.policy.essential
     assert len({e.name for e in entries}) >= 150
     kinds = {e.kind for e in entries}
     assert {"identity", "learning-platforms", "video-lessons", "device-management", "certificates", "teaching-sites"} <= kinds
@@ -206,7 +207,7 @@ def test_every_shipped_essential_entry_is_a_valid_name_with_a_reason_and_a_link(
         assert entry.source.startswith("https://"), entry
     for name in ("teams.microsoft.com", "classroom.google.com", "zoom.us", "nasa.gov", "pbs.org", "ocsp.digicert.com"):
         assert name in {e.name for e in entries}
-    illegal = next(c for c in config.categories if c.name == "illegal")
+    illegal = next(c for c in config.policy.categories if c.name == "illegal")
     assert illegal.locked
 
 
@@ -284,5 +285,5 @@ def test_a_locked_category_cannot_be_unlocked_or_allowed(tmp_path):
         """,
     )
     config = load_config(extended)
-    assert config.categories[0].locked and config.categories[0].sources[0].format == "urls"
-    assert config.essential[-1] == EssentialEntry("mis.school.example", "this school's essential list", "school", "added by the school")
+    assert config.policy.categories[0].locked and config.policy.categories[0].sources[0].format == "urls"
+    assert config.policy.essential[-1] == EssentialEntry("mis.school.example", "this school's essential list", "school", "added by the school")

@@ -34,7 +34,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, CategorySe
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     categories = build_category_set(
-        config.categories, tmp_path_factory.mktemp("cache"), REPO, (REPO, LISTS), config.essential_names
+        config.policy.categories, tmp_path_factory.mktemp("cache"), REPO, (REPO, LISTS), config.policy.essential_names
     )
     seconds = time.perf_counter() - started
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
@@ -56,7 +56,7 @@ def test_no_essential_name_is_blocked_for_any_group_at_any_time(loaded: tuple[Co
     engine = _engine(config, categories)
     blocked = [
         (entry.name, group, at.strftime("%H:%M"), decision.detail)
-        for entry in config.essential
+        for entry in config.policy.essential
         for group in engine.group_names
         for at in TIMES
         if (decision := engine.explain(entry.name, group, at).decision).action == "block"
@@ -94,7 +94,7 @@ def test_list_health_names_the_sources_that_list_essential_names(loaded: tuple[C
     # Every source was measured; the curated lists block none of them.
     assert all(not s.essential_blocked for s in categories.statuses if s.label.startswith("curated"))
     health = categories.health
-    assert health.essential_total == len(set(loaded[0].essential_names))
+    assert health.essential_total == len(set(loaded[0].policy.essential_names))
     assert health.distinct["gambling"] > 30_000 and health.duplicates["gambling"] > 100
     assert ("violence", "hate") in {(a, b) for a, b, _ in health.overlaps}  # UT1 'agressif' feeds both
 
@@ -106,11 +106,9 @@ def test_year7_top_thousand_names_in_a_lesson(loaded: tuple[Config, CategorySet]
     config, categories = loaded
     names = TOP_DOMAINS.read_text().split()[:1000]
     with_essentials = _engine(config, categories)
-    opted_out = dataclasses.replace(
-        config, groups=tuple(dataclasses.replace(g, essential=False) for g in config.groups)
-    )
+    opted_out = config.with_policy(groups=tuple(dataclasses.replace(g, essential=False) for g in config.policy.groups))
     without = _engine(opted_out, categories)
-    essential = set(config.essential_names)
+    essential = set(config.policy.essential_names)
 
     def covered(name: str) -> bool:
         labels = name.split(".")

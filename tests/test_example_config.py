@@ -7,7 +7,6 @@ change the answers, and nothing touches the network.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +41,7 @@ NXDOMAIN, NODATA = 3, 0
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> Config:
-    return dataclasses.replace(load_config(EXAMPLE), data_dir=tmp_path_factory.mktemp("data"))
+    return load_config(EXAMPLE).with_node(data_dir=tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +200,7 @@ def test_clients_land_in_the_right_group(policy, address, mac, group):
 
 def test_blocks_are_answered_with_the_null_address_for_a_minute(config, decide):
     assert decide(LESSON, "year7", "www.tiktok.com").block_mode == "null_ip"
-    assert (config.blocking.mode, config.blocking.ttl) == ("null_ip", 60)
+    assert (config.policy.blocking.mode, config.policy.blocking.ttl) == ("null_ip", 60)
 
 
 def test_the_curated_lists_load_cleanly(policy):

@@ -122,7 +122,7 @@ def test_fetch_allow_is_the_nodes_setting_not_the_policys(tmp_path: Path):
     config_file = tmp_path / "config.yaml"
     config_file.write_text("fetch_allow: [10.20.0.0/16, 'fd00:20::/64']\n")
     config = load_config(config_file)
-    assert config.fetch_allow == (ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("fd00:20::/64"))
-    assert config_with_policy(config, "default_group: x\n").fetch_allow == config.fetch_allow
+    assert config.node.fetch_allow == (ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("fd00:20::/64"))
+    assert config_with_policy(config, "default_group: x\n").node.fetch_allow == config.node.fetch_allow
     with pytest.raises(ConfigError, match="fetch_allow: not a policy section"):
         config_with_policy(config, "fetch_allow: [0.0.0.0/0]\n")

@@ -49,7 +49,7 @@ def test_a_policy_cannot_name_a_file_outside_the_config_folder_or_data_dir(schoo
 def test_list_files_in_the_config_folder_and_data_dir_are_fine(school: Path):
     data = school.parent.parent / "var" / "data"
     config = config_with_policy(load_config(school), policy(f"lists/games.txt, {data / 'extra.txt'}"))
-    assert [Path(s.location).name for s in config.categories[0].sources] == ["games.txt", "extra.txt"]
+    assert [Path(s.location).name for s in config.policy.categories[0].sources] == ["games.txt", "extra.txt"]
     with pytest.raises(ConfigError, match="outside the config's folder"):
         config_with_policy(load_config(school), "catalogue: ../x/secret.env\n")
 

@@ -60,8 +60,8 @@ def test_config_lists_use_the_same_form(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("allow: ['*.Bücher.Example.', 'A.test']\ndeny: [.squid.example]\n", encoding="utf-8")
     config = load_config(path)
-    assert config.allow_domains == ("xn--bcher-kva.example", "a.test")
-    assert config.deny_domains == ("squid.example",)
+    assert config.policy.allow_domains == ("xn--bcher-kva.example", "a.test")
+    assert config.policy.deny_domains == ("squid.example",)
     path.write_text("deny: ['exa mple.com', 10.0.0.1]\n", encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
         load_config(path)

@@ -195,7 +195,7 @@ def test_example_config_policy_renders_to_the_same_text_and_loads(tmp_path):
     assert d.render(d.parse(text)) == text
     edited = d.render(d.set_group_categories(d.parse(text), "year7", ["adult"]))
     config = config_with_policy(load_config(REPO / "config.yaml"), edited)
-    assert next(g for g in config.groups if g.name == "year7").block == ("adult",)
+    assert next(g for g in config.policy.groups if g.name == "year7").block == ("adult",)
 
 
 def test_a_files_policy_and_its_console_rendering_are_one_text(tmp_path):
@@ -232,7 +232,7 @@ def test_edited_documents_load_and_mistakes_are_reported_with_lines(doc, tmp_pat
     edited = d.set_group_rules(doc, "year7", [{"during": "lessons", "block": ["exam"]}])
     edited = d.add_to_allow(edited, "wikipedia.org", "year7")
     config = _apply(edited, tmp_path)
-    year7 = next(g for g in config.groups if g.name == "year7")
+    year7 = next(g for g in config.policy.groups if g.name == "year7")
     assert year7.rules[0].schedule == "lessons" and year7.allow_domains == ("bbc.co.uk", "wikipedia.org")
 
     broken = d.set_group_categories(doc, "year7", ["exma"])

@@ -106,7 +106,7 @@ def on(weekday: int, hour: int, minute: int = 0) -> float:
 
 
 def test_periods_of_a_school_day_a_holiday_and_a_weekend(config: Config):
-    timetable = Timetable.for_group(group(config, "7b"), config.schedules, LONDON)
+    timetable = Timetable.for_group(group(config, "7b"), config.policy.schedules, LONDON)
     assert timetable.has_lessons
     expected = {
         on(0, 5, 59): Period.LATE_NIGHT,
@@ -127,7 +127,7 @@ def test_periods_of_a_school_day_a_holiday_and_a_weekend(config: Config):
 
 
 def test_an_hour_belongs_to_the_period_covering_most_of_it(config: Config):
-    timetable = Timetable.for_group(group(config, "7b"), config.schedules, LONDON)
+    timetable = Timetable.for_group(group(config, "7b"), config.policy.schedules, LONDON)
     assert timetable.hour_period(on(0, 8)) is Period.BEFORE_SCHOOL  # 45 min before, 15 in a lesson
     assert timetable.hour_period(on(0, 10)) is Period.LESSONS  # 45 min lesson, 15 break
     assert timetable.hour_period(on(0, 12)) is Period.BREAK  # 25 min lesson, 35 lunch
@@ -136,7 +136,7 @@ def test_an_hour_belongs_to_the_period_covering_most_of_it(config: Config):
 
 
 def test_which_schedules_are_lessons(config: Config):
-    names = {g: [s.name for s in lesson_schedules(group(config, g), config.schedules)] for g in ("7b", "8c", "club", "guests")}
+    names = {g: [s.name for s in lesson_schedules(group(config, g), config.policy.schedules)] for g in ("7b", "8c", "club", "guests")}
     # Blocking rules name the lessons; a group with only "allow" rules uses the schedule
     # called lessons.
     assert names == {"7b": ["lessons"], "8c": ["lessons"], "club": ["after-school"], "guests": ["lessons"]}
@@ -275,7 +275,7 @@ async def test_a_running_week_and_a_group_without_a_timetable(store: Store, conf
     bare = load_config(plain)
     report = await load_report(store, bare, group(bare, "7b"), MONDAY, settings=ReportSettings(), now=NOW)
     assert not report.has_timetable and report.categories == () and report.policy.always == ()
-    assert find_group(bare, "default") is bare.groups[-1] and find_group(bare, "nope") is None
+    assert find_group(bare, "default") is bare.policy.groups[-1] and find_group(bare, "nope") is None
     # The loader always defines the default group; a Config made otherwise still has it.
     assert find_group(Config(), "default") == GroupConfig("default")
 

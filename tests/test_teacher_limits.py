@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from filterdns.config.model import CategoryConfig, Config, GroupConfig
+from filterdns.config.model import CategoryConfig, Config, GroupConfig, PolicyConfig
 from filterdns.policy.categories import CategorySet
 from filterdns.policy.domainindex import DomainIndex
 from filterdns.policy.engine import OverrideRule, PolicyEngine
@@ -25,10 +25,12 @@ LISTED = [
     ("www.example.org", SOCIAL),
 ]
 CONFIG = Config(
-    categories=tuple(CategoryConfig(name) for name in NAMES),
-    groups=(GroupConfig("year7", block=NAMES),),
-    deny_domains=("blocked.example",),
-    protected_categories=("adult", "self-harm"),
+    policy=PolicyConfig(
+        categories=tuple(CategoryConfig(name) for name in NAMES),
+        groups=(GroupConfig("year7", block=NAMES),),
+        deny_domains=("blocked.example",),
+        protected_categories=("adult", "self-harm"),
+    )
 )
 
 

@@ -5,7 +5,6 @@ see any of it (admins only), and HTML in names and notes coming out escaped."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,12 +27,12 @@ from tests.support.web import HOSTILE_NAME, Console, make_console
 
 class ValidatingControl(support.FakeControl):
     """The stand-in Control, but like the real one: a policy document is checked by the
-    config loader and becomes the running config (so ``config.alert_rules`` follows it)."""
+    config loader and becomes the running config (so ``config.policy.alert_rules`` follows it)."""
 
     def __init__(self, config, store):
         super().__init__(config, store)
-        assert config.source is not None
-        self.policy_text = document.render(yaml.safe_load(policy_document(config.source)))
+        assert config.node.source is not None
+        self.policy_text = document.render(yaml.safe_load(policy_document(config.node.source)))
 
     async def apply_policy(self, document_text, *, author: str, comment: str = "") -> int:
         text = document_text if isinstance(document_text, str) else document.render(document_text)
@@ -167,11 +166,11 @@ async def test_only_admins_see_alerts(console: Console, who: str) -> None:
 async def test_only_admins_see_who_looked_up_what_alerts_watch(console: Console) -> None:
     """The single lookups behind alerts, and alert mail in the outbox, follow the alert
     page's rule: a viewer cannot find which device tried the watched category."""
-    console.control.config = dataclasses.replace(
-        console.control.config, alert_rules=(AlertRule("adult-watch", categories=("adult",)),)
+    console.control.config = console.control.config.with_policy(
+        alert_rules=(AlertRule("adult-watch", categories=("adult",)),)
     )
     await an_alert(console)
-    mail = alert_mail(await console.store.get_alert(1), console.control.config.alert_rules[0], console.control.config)
+    mail = alert_mail(await console.store.get_alert(1), console.control.config.policy.alert_rules[0], console.control.config)
     assert "10.0.7.21" not in mail.subject and "device" not in mail.subject
     await console.store.enqueue_message(dedup_key="alert:1:email:dsl@school.test", channel="email", kind="alert",
                                         recipient="dsl@school.test", subject=mail.subject, body_text=mail.text)  # fmt: skip
@@ -224,7 +223,7 @@ async def test_admins_add_change_and_remove_rules_as_policy_revisions(console: C
         "categories": ["adult"], "bypass": True, "threshold": 5, "within": "10m", "per": "client",
         "groups": ["7b"], "email": ["dsl@school.test", "head@school.test"],
         "webhooks": ["https://hooks.school.test/alerts"]}  # fmt: skip
-    [rule] = console.control.config.alert_rules
+    [rule] = console.control.config.policy.alert_rules
     assert (rule.name, rule.window, rule.email) == ("adult-attempts", 600.0, ("dsl@school.test", "head@school.test"))
     saved = await console.store.latest_revision()
     assert saved is not None and (saved.id, saved.author, saved.comment) == (revision, "ada", "add alert rule adult-attempts: KCSIE")
@@ -238,14 +237,14 @@ async def test_admins_add_change_and_remove_rules_as_policy_revisions(console: C
     response = await post_rule(console, "/alerts/rules/adult-attempts", token, name="ignored", threshold="3",
                                minutes="2.5", per="group", groups=[], bypass="", webhooks="")  # fmt: skip
     assert response.status == 303, await response.text()
-    [rule] = console.control.config.alert_rules
+    [rule] = console.control.config.policy.alert_rules
     assert (rule.name, rule.threshold, rule.window, rule.per, rule.groups, rule.bypass, rule.webhooks) == (
         "adult-attempts", 3, 150.0, "group", (), False, ())
     assert console.control.policy_data()["alerts"]["rules"]["adult-attempts"]["within"] == "150s"
 
     response = await console.post("/alerts/rules/adult-attempts/delete", {}, token)
     assert response.status == 303
-    assert console.control.config.alert_rules == () and console.control.revision == revision + 2
+    assert console.control.config.policy.alert_rules == () and console.control.revision == revision + 2
     await console.page("/alerts/rules/adult-attempts", 404)
 
 
@@ -265,7 +264,7 @@ async def test_refused_rules_come_back_with_the_loaders_problems(console: Consol
         text = await response.text()
         assert response.status == 422 and escape(problem) in text, (changes, text[-1500:])
         assert "<b>x</b>" not in text
-    assert console.control.revision == before and console.control.config.alert_rules == ()
+    assert console.control.revision == before and console.control.config.policy.alert_rules == ()
 
     assert (await post_rule(console, "/alerts/rules", token)).status == 303
     response = await post_rule(console, "/alerts/rules", token)
@@ -273,4 +272,4 @@ async def test_refused_rules_come_back_with_the_loaders_problems(console: Consol
     response = await console.client.post("/alerts/rules/adult-attempts",
                                          data=rule_form(token, before, threshold="9"), allow_redirects=False)
     assert response.status == 409 and "The policy changed" in await response.text()  # a stale form
-    assert console.control.config.alert_rules[0].threshold == 5
+    assert console.control.config.policy.alert_rules[0].threshold == 5

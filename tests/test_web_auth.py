@@ -410,7 +410,7 @@ def test_the_only_admin_locked_out_is_unlocked_from_the_shell(tmp_path: Path, mo
     assert run_user_command(tmp_path, ["add", "head", "--role", "admin", "--password-stdin"], PASSWORD + "\n", monkeypatch) == 0
 
     async def lock() -> None:
-        store = await open_store(load_config(tmp_path / "config.yaml").store, tmp_path)
+        store = await open_store(load_config(tmp_path / "config.yaml").node.store, tmp_path)
         try:
             for _ in range(5):
                 await store.reserve_login_attempt("head", lock_after=5)

@@ -79,7 +79,7 @@ async def test_the_digest_reaches_a_real_mail_server_once_and_stops_after_unsubs
     await add_parent(console, "ana@example.org", "7b", "Bia")
     await add_parent(console, "gil@example.org", "8c", "Caio", "pt-BR")
     job = DigestJob(store, lambda: console.control.config)
-    delivery = OutboxDelivery(store, config.mail)
+    delivery = OutboxDelivery(store, config.node.mail)
 
     assert (await job.run_once(now=SEND + 60)).queued == 2
     assert await delivery.run_once(now=SEND + 61) == 2
@@ -106,13 +106,13 @@ async def test_the_digest_reaches_a_real_mail_server_once_and_stops_after_unsubs
     try:
         again = await DigestJob(restarted, lambda: config).run_once(now=SEND + 3600)
         assert (again.queued, again.already) == (0, 2)
-        assert await OutboxDelivery(restarted, config.mail).run_once(now=SEND + 3660) == 0
+        assert await OutboxDelivery(restarted, config.node.mail).run_once(now=SEND + 3660) == 0
     finally:
         await restarted.close()
     assert len(inbox.mails) == 2
 
     # Unsubscribing through the mail's link: the page asks first, the button unsubscribes.
-    path = unsubscribe_url.removeprefix(config.web.base_url)
+    path = unsubscribe_url.removeprefix(config.node.web.base_url)
     asking = await console.page(path)
     assert "Stop the weekly email?" in asking and "ana@example.org" in asking
     assert (await store.get_parent_profile("ana@example.org")).digest  # a GET changes nothing

@@ -3,7 +3,6 @@ error and the Retry button, the test mail form, and what it says without mail se
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ async def console(tmp_path: Path):
 def with_mail(console: Console) -> None:
     mail = MailConfig(host="smtp.school.test", port=587, security="starttls", username="filter",
                       password="never-shown", sender="Filter <filter@school.test>")  # fmt: skip
-    console.control.config = dataclasses.replace(console.control.config, mail=mail)
+    console.control.config = console.control.config.with_node(mail=mail)
 
 
 async def page(console: Console, path: str = "/outbox", status: int = 200) -> str:

@@ -353,9 +353,9 @@ async def test_global_allow_and_deny_lists(console):
     status, text = await page(console, "/lists")
     assert status == 200 and "school.example" in text
     assert (await console.post("/lists", {"list": "deny", "action": "add", "domain": "Bad.Example."}, token)).status == 303
-    assert console.control.config.deny_domains == ("bad.example",)
+    assert console.control.config.policy.deny_domains == ("bad.example",)
     assert (await console.post("/lists", {"list": "allow", "action": "remove", "domain": "school.example"}, token)).status == 303
-    assert console.control.config.allow_domains == ()
+    assert console.control.config.policy.allow_domains == ()
     response = await console.post("/lists", {"list": "allow", "action": "remove", "domain": "nothere.example"}, token)
     assert response.status == 422 and "not on the global allow list" in await response.text()
 

@@ -120,7 +120,7 @@ class AlertEvaluator(LeasedJob):
         """One pass over every rule, for lookups older than ``settle`` seconds at ``now``."""
         now = time.time() if now is None else now
         config = self.config_provider()
-        rules = {rule.name: rule for rule in config.alert_rules}
+        rules = {rule.name: rule for rule in config.policy.alert_rules}
         notices = 0
         if self._recover:
             for alert in await self.store.list_alerts(created_since=now - NOTICE_RECOVERY, limit=10_000):

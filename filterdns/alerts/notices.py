@@ -52,7 +52,7 @@ class AlertMail:
 
 
 def alert_url(alert: Alert, config: Config) -> str:
-    return f"{config.web.base_url}/alerts/{alert.id}"
+    return f"{config.node.web.base_url}/alerts/{alert.id}"
 
 
 def utc_iso(timestamp: float) -> str:
@@ -79,7 +79,7 @@ def device_words(alert: Alert) -> str:
 
 
 def _facts(alert: Alert, rule: AlertRule, config: Config) -> list[tuple[str, str]]:
-    zone = ZoneInfo(config.timezone)
+    zone = ZoneInfo(config.policy.timezone)
     per = f"one {SUBJECT_WORDS[rule.per]}"
     return [
         ("Rule", f"{rule.name}: {rule.threshold} or more attempts within {_duration(rule.window)} by {per}"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from filterdns.config import values as v
-from filterdns.config.model import Config, Endpoint, ServerConfig, UpstreamConfig, UpstreamServerConfig, inside
+from filterdns.config.model import Config, Endpoint, NodeConfig, ServerConfig, UpstreamConfig, UpstreamServerConfig, inside
 from filterdns.config.policytext import dump_policy
 from filterdns.config.sections.node import read_node
 from filterdns.config.sections.policy import POLICY_KEYS, read_policy
@@ -39,11 +39,11 @@ def config_with_policy(base: Config, document: str, label: str = "policy") -> Co
         )
     ctx = Context(label)
     top = Reader(ctx, root, "")
-    policy = read_policy(top, base.folder)
+    policy = read_policy(top, base.node.folder)
     top.finish()
     if ctx.problems:
         raise ConfigError(ctx.problems)
-    return _with_list_files_checked(dataclasses.replace(base, **policy), label)
+    return _with_list_files_checked(dataclasses.replace(base, policy=policy), label)
 
 
 def load_config(path: str | Path) -> Config:
@@ -52,23 +52,23 @@ def load_config(path: str | Path) -> Config:
     root, base = compose_file(path), path.resolve().parent
     ctx = Context(str(path))
     top = Reader(ctx, root, "")
-    node = read_node(top, base)
+    node = read_node(top, base, source=path)
     policy = read_policy(top, base)
     top.finish()
     if ctx.problems:
         raise ConfigError(ctx.problems)
-    return _with_list_files_checked(Config(**node, **policy, source=path), str(path))
+    return _with_list_files_checked(Config(node, policy), str(path))
 
 
 def _with_list_files_checked(config: Config, label: str) -> Config:
     """``config``, unless a local list file lies outside its folder and data_dir (symlinks
     followed): ``{file: /etc/shadow}`` in a policy sent from the console must not make the
     server read, and show the first lines of, files it can read but nobody should."""
-    roots = config.list_file_roots
+    roots = config.node.list_file_roots
     problems = [
         f"{label}: categories.{category.name}.sources: {source.location} is outside the config's folder "
         f"({roots[0]}) and data_dir ({roots[1]}); list files must be inside one of them"
-        for category in config.categories
+        for category in config.policy.categories
         for source in category.sources
         if not source.is_url and not inside(Path(source.location), roots)
     ]
@@ -83,7 +83,7 @@ def default_config(upstreams: Iterable[Endpoint] = ()) -> Config:
     servers = tuple(UpstreamServerConfig(e) for e in upstreams) or system_resolvers()
     listen = (Endpoint("127.0.0.1", 5353),) + ((Endpoint("::1", 5353),) if _has_ipv6_loopback() else ())
     base = Config(
-        server=ServerConfig(listen=listen), upstream=UpstreamConfig(servers=servers), data_dir=default_data_dir(), source=None
+        NodeConfig(server=ServerConfig(listen=listen), upstream=UpstreamConfig(servers=servers), data_dir=default_data_dir())
     )
     return config_with_policy(base, EMBEDDED_POLICY, "embedded default")
 

@@ -12,9 +12,9 @@ against each other (a group that names an unknown category never gets this far).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -425,8 +425,10 @@ class AlertRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
-    """The whole configuration. ``source`` is the file it came from (None: embedded default)."""
+class NodeConfig:
+    """What one resolver's config.yaml says about itself: listeners, upstreams, cache, logs,
+    store, console, mail, encrypted DNS. Never part of a policy revision. ``source`` is the
+    file it came from (None: the embedded default)."""
 
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
@@ -435,23 +437,9 @@ class Config:
     recorder: RecorderConfig = RecorderConfig()
     metrics_listen: Endpoint | None = None
     data_dir: Path = Path("data")
-    trusted_forwarders: tuple[IPNetwork, ...] = ()
     # Internal networks list URLs and webhooks may reach; public addresses are always allowed.
     fetch_allow: tuple[IPNetwork, ...] = ()
-    timezone: str = "UTC"
     lists: ListsConfig = ListsConfig()
-    categories: tuple[CategoryConfig, ...] = ()
-    schedules: tuple[ScheduleConfig, ...] = ()
-    groups: tuple[GroupConfig, ...] = ()
-    default_group: str = "default"
-    allow_domains: tuple[str, ...] = ()
-    deny_domains: tuple[str, ...] = ()
-    blocking: BlockingConfig = BlockingConfig()
-    # Categories a teacher's override can never allow (an admin's policy change still can).
-    protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
-    # The catalogue's essential services followed by the school's ``essential_extra``.
-    essential: tuple[EssentialEntry, ...] = ()
-    alert_rules: tuple[AlertRule, ...] = ()
     store: StoreConfig = StoreConfig()
     web: WebConfig = WebConfig()
     mail: MailConfig = MailConfig()
@@ -460,10 +448,6 @@ class Config:
     dot: DotConfig = DotConfig()
     identity: IdentityConfig = IdentityConfig()
     source: Path | None = None
-
-    @property
-    def essential_names(self) -> tuple[str, ...]:
-        return tuple(entry.name for entry in self.essential)
 
     @property
     def roster_path(self) -> Path:
@@ -480,6 +464,48 @@ class Config:
         """The folders local list files must be inside: the config's folder and data_dir.
         A policy can be edited from the console; it must not read the server's other files."""
         return (self.folder, self.data_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """The policy: what the console edits and the store keeps as revisions, the same on
+    every node (groups, schedules, categories, allow/deny lists, blocking, alert rules)."""
+
+    trusted_forwarders: tuple[IPNetwork, ...] = ()
+    timezone: str = "UTC"
+    categories: tuple[CategoryConfig, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    groups: tuple[GroupConfig, ...] = ()
+    default_group: str = "default"
+    allow_domains: tuple[str, ...] = ()
+    deny_domains: tuple[str, ...] = ()
+    blocking: BlockingConfig = BlockingConfig()
+    # Categories a teacher's override can never allow (an admin's policy change still can).
+    protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
+    # The catalogue's essential services followed by the school's ``essential_extra``.
+    essential: tuple[EssentialEntry, ...] = ()
+    alert_rules: tuple[AlertRule, ...] = ()
+
+    @property
+    def essential_names(self) -> tuple[str, ...]:
+        return tuple(entry.name for entry in self.essential)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration: this node's settings and the policy in force. A new policy
+    revision replaces ``policy`` and leaves ``node`` as it is."""
+
+    node: NodeConfig = NodeConfig()
+    policy: PolicyConfig = PolicyConfig()
+
+    def with_node(self, **changes: Any) -> Config:
+        """A copy with these node settings changed, e.g. ``with_node(data_dir=path)``."""
+        return replace(self, node=replace(self.node, **changes))
+
+    def with_policy(self, **changes: Any) -> Config:
+        """A copy with these policy settings changed, e.g. ``with_policy(groups=...)``."""
+        return replace(self, policy=replace(self.policy, **changes))
 
 
 def inside(path: Path, roots: tuple[Path, ...]) -> bool:

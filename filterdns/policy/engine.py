@@ -181,8 +181,8 @@ class PolicyEngine:
         # (the pipeline's answer memo) know when to forget them.
         self.generation = 0
         self._overrides: tuple[OverrideRule, ...] = ()
-        used = {rule.schedule for group in config.groups for rule in group.rules}
-        self._schedules = {s.name: Schedule(s) for s in config.schedules if s.name in used}
+        used = {rule.schedule for group in config.policy.groups for rule in group.rules}
+        self._schedules = {s.name: Schedule(s) for s in config.policy.schedules if s.name in used}
         self.replace_categories(categories)
 
     @property
@@ -194,22 +194,22 @@ class PolicyEngine:
         """Switch to a new category index (after a list refresh) in one step."""
         bits = {name: 1 << i for i, name in enumerate(categories.names)}
         # Priority is config order; categories the config does not name come last.
-        ordered = list(dict.fromkeys([c.name for c in self._config.categories if c.name in bits] + list(bits)))
-        groups = {group.name: group for group in self._config.groups}
-        groups.setdefault(self._config.default_group, GroupConfig(self._config.default_group))
+        ordered = list(dict.fromkeys([c.name for c in self._config.policy.categories if c.name in bits] + list(bits)))
+        groups = {group.name: group for group in self._config.policy.groups}
+        groups.setdefault(self._config.policy.default_group, GroupConfig(self._config.policy.default_group))
         policies = {name: self._compile(group, bits) for name, group in groups.items()}
         locked = 0
-        for category in self._config.categories:
+        for category in self._config.policy.categories:
             if category.locked:
                 locked |= bits.get(category.name, 0)
         protected = locked
-        for name in self._config.protected_categories:
+        for name in self._config.policy.protected_categories:
             protected |= bits.get(name, 0)
         # Plain assignments with no await between them: no query sees a half-swapped state.
         self._bits = bits
         self._protected = protected
         self._locked = locked
-        self._essential = {entry.name: entry for entry in reversed(self._config.essential)}
+        self._essential = {entry.name: entry for entry in reversed(self._config.policy.essential)}
         self._essential_hits = categories.essential_hits
         self._categories = categories
         self._priority = tuple((bits[name], name) for name in ordered)
@@ -271,7 +271,7 @@ class PolicyEngine:
         for bypass in BYPASS_NAMES:
             if bypass == name or bypass.endswith("." + name):
                 return f"{name} covers {bypass}, which bypass protection keeps blocked"
-        for entry in self._config.deny_domains:
+        for entry in self._config.policy.deny_domains:
             if entry == name or entry.endswith("." + name) or name.endswith("." + entry):
                 return f"{name} covers {entry}, which is on the global deny list"
         return ""
@@ -320,15 +320,15 @@ class PolicyEngine:
         lists: dict[str, tuple[int, ...]] = {}
         sources = (
             (GROUP_ALLOW, group.allow_domains),
-            (GLOBAL_ALLOW, self._config.allow_domains),
+            (GLOBAL_ALLOW, self._config.policy.allow_domains),
             (GROUP_DENY, group.deny_domains),
-            (GLOBAL_DENY, self._config.deny_domains),
+            (GLOBAL_DENY, self._config.policy.deny_domains),
         )
         for rank, domains in sources:
             for domain in domains:
                 if rank not in lists.get(domain, ()):
                     lists[domain] = lists.get(domain, ()) + (rank,)
-        block_mode = group.block_mode or self._config.blocking.mode
+        block_mode = group.block_mode or self._config.policy.blocking.mode
         return GroupPolicy(
             name=group.name,
             always=mask(group.block),
@@ -345,7 +345,7 @@ class PolicyEngine:
 
     def _policy(self, group: str) -> GroupPolicy:
         policy = self._policies.get(group)
-        return policy if policy is not None else self._policies[self._config.default_group]
+        return policy if policy is not None else self._policies[self._config.policy.default_group]
 
     def _names(self, mask: int) -> list[str]:
         return [name for bit, name in self._priority if mask & bit]

@@ -7,7 +7,7 @@ report it is for staff, so nothing is masked; like it, it reads only the hourly 
 (kept ``store.retention.aggregates`` days, far longer than raw events) and never a domain
 name or a client.
 
-Dates are whole days in the school's time zone (``config.timezone``), both ends included.
+Dates are whole days in the school's time zone (``config.policy.timezone``), both ends included.
 The store counts per UTC hour and an hour counts with the day it starts in, so in a zone
 whose offset is not a whole number of hours a day's edges are exact to the hour only.
 
@@ -124,19 +124,19 @@ def parse_range(first: str, last: str, zone: ZoneInfo, now: float) -> DateRange:
 
 def sites(config: Config) -> tuple[str, ...]:
     """Every site named by a group, sorted."""
-    return tuple(sorted({g.site for g in config.groups if g.site}))
+    return tuple(sorted({g.site for g in config.policy.groups if g.site}))
 
 
 def site_groups(config: Config, site: str) -> tuple[GroupConfig, ...]:
     """The groups of ``site`` in policy order; for ``ALL_SITES`` every group, the default
     one included. ValueError for a site no group names."""
     if site == ALL_SITES:
-        default = find_group(config, config.default_group)
-        named = {g.name for g in config.groups}
-        return (*config.groups, *((default,) if default and default.name not in named else ()))
+        default = find_group(config, config.policy.default_group)
+        named = {g.name for g in config.policy.groups}
+        return (*config.policy.groups, *((default,) if default and default.name not in named else ()))
     if site not in sites(config):
         raise ValueError(f"no group belongs to a site called '{site}'")
-    return tuple(g for g in config.groups if g.site == site)
+    return tuple(g for g in config.policy.groups if g.site == site)
 
 
 # --- the filtering in force --------------------------------------------------------------------
@@ -187,8 +187,8 @@ def describe_filtering(group: GroupConfig, config: Config) -> GroupFiltering:
         if policy.bypass_protection else "Bypass protection is off: devices may use their own encrypted DNS."
     )  # fmt: skip
     for kind, own, school in (
-        ("Allow", len(group.allow_domains), len(config.allow_domains)),
-        ("Deny", len(group.deny_domains), len(config.deny_domains)),
+        ("Allow", len(group.allow_domains), len(config.policy.allow_domains)),
+        ("Deny", len(group.deny_domains), len(config.policy.deny_domains)),
     ):
         words.append(f"{kind} list: {_domains(own)} for this group, {_domains(school)} for the whole school.")
     return GroupFiltering(
@@ -198,8 +198,8 @@ def describe_filtering(group: GroupConfig, config: Config) -> GroupFiltering:
         policy=policy,
         allow_domains=len(group.allow_domains),
         deny_domains=len(group.deny_domains),
-        school_allow_domains=len(config.allow_domains),
-        school_deny_domains=len(config.deny_domains),
+        school_allow_domains=len(config.policy.allow_domains),
+        school_deny_domains=len(config.policy.deny_domains),
         words=tuple(words),
     )
 
@@ -236,7 +236,7 @@ def _category_uses(
         (c for c in blocked if c not in in_policy and c != INDIVIDUAL_SITES), key=lambda c: (-blocked[c], c)
     )
     individual = any(g.deny_domains or g.school_deny_domains for g in groups) or blocked.get(INDIVIDUAL_SITES, 0) > 0
-    descriptions = {c.name: c.description for c in config.categories}
+    descriptions = {c.name: c.description for c in config.policy.categories}
     uses = [
         CategoryUse(
             category=name,
@@ -531,7 +531,7 @@ def build_compliance(
     return ComplianceReport(
         site=site,
         period=period,
-        timezone=config.timezone,
+        timezone=config.policy.timezone,
         generated=now,
         groups=filtering,
         categories=_category_uses(filtering, blocked, config),

@@ -167,14 +167,14 @@ def render_digest(
 
 class DigestComposer:
     """Composes the digests of one week, as of ``now``: each class's report is loaded once
-    however many parents get it, with ``config.reports.mask_below``."""
+    however many parents get it, with ``config.node.reports.mask_below``."""
 
     def __init__(self, store: Store, config: Config, week: Week, *, now: float) -> None:
         self.store = store
         self.config = config
         self.week = week
         self.now = now
-        self._settings = ReportSettings(mask_below=config.reports.mask_below, trend_weeks=1)
+        self._settings = ReportSettings(mask_below=config.node.reports.mask_below, trend_weeks=1)
         self._reports: dict[str, WeeklyReport | None] = {}
         self._secret: str | None = None
 
@@ -196,7 +196,7 @@ class DigestComposer:
             self._secret = await unsubscribe_secret(self.store)
         return render_digest(
             user.name, self.week, sections, i18n.language(profile.language if profile else None),
-            unsubscribe_url=self.config.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
+            unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
         )  # fmt: skip
 
     async def _report(self, name: str) -> WeeklyReport | None:
@@ -213,4 +213,4 @@ class DigestComposer:
 
     def _report_url(self, group: str) -> str:
         query = urlencode({"week": self.week.start.isoformat()})
-        return f"{self.config.web.base_url}/reports/{quote(group, safe='')}?{query}"
+        return f"{self.config.node.web.base_url}/reports/{quote(group, safe='')}?{query}"

@@ -82,12 +82,12 @@ class DigestJob(LeasedJob):
         """One pass. Store errors propagate (``run_forever`` survives them)."""
         now = time.time() if now is None else now
         config = self.config_provider()
-        if not (config.reports.digest and config.mail.enabled):
+        if not (config.node.reports.digest and config.node.mail.enabled):
             return DigestRun("off")
         if not await self.lease.take(now):
             return DigestRun("standby")
-        zone = ZoneInfo(config.timezone)
-        send_day, moment = last_send_moment(config.reports, zone, now)
+        zone = ZoneInfo(config.policy.timezone)
+        send_day, moment = last_send_moment(config.node.reports, zone, now)
         week = digest_week(send_day, zone)
         if now - moment > LATE_LIMIT:
             return DigestRun("too-late", week)

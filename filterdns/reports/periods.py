@@ -1,7 +1,7 @@
 """When in the school day something happened: before school, lessons, break, after school,
 late night, or a day without school, from a class group's timetable.
 
-The definitions, in the school's time zone (``config.timezone``):
+The definitions, in the school's time zone (``config.policy.timezone``):
 
 * **lessons**: inside a window of one of the group's *lesson schedules* (below). Lessons
   win over every other period, even late at night.

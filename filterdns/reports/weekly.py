@@ -165,10 +165,10 @@ class WeeklyReport:
 
 def find_group(config: Config, name: str) -> GroupConfig | None:
     """The group called ``name``; the default group exists even when not configured."""
-    for group in config.groups:
+    for group in config.policy.groups:
         if group.name == name:
             return group
-    return GroupConfig(name) if name == config.default_group else None
+    return GroupConfig(name) if name == config.policy.default_group else None
 
 
 def policy_summary(group: GroupConfig, config: Config) -> PolicySummary:
@@ -182,7 +182,7 @@ def policy_summary(group: GroupConfig, config: Config) -> PolicySummary:
         always=tuple(group.block),
         during=by_schedule("block"),
         allowed_during=by_schedule("allow"),
-        individual_sites=bool(group.deny_domains or config.deny_domains),
+        individual_sites=bool(group.deny_domains or config.policy.deny_domains),
         safe_search=group.safe_search.search,
         youtube=group.safe_search.youtube,
         bypass_protection=group.bypass_protection,
@@ -325,7 +325,7 @@ def build_report(
         lookups=tallies["lookups", None].shown(mask),
         blocked=tallies["blocked", None].shown(mask),
         made_safe=tallies["made_safe", None].shown(mask),
-        categories=_category_lines(policy, categories, config.categories, mask),
+        categories=_category_lines(policy, categories, config.policy.categories, mask),
         periods=tuple(
             PeriodLine(p, tallies["lookups", p].shown(mask), tallies["blocked", p].shown(mask)) for p in Period
         ),
@@ -381,7 +381,7 @@ async def load_report(
     """The report for ``group`` and the week containing ``day`` (clamped to the weeks
     retention allows; this week when ``None``): the counts in one query, the devices behind
     the week's figures in another, and two small counts per earlier week of the trend."""
-    zone = ZoneInfo(config.timezone)
+    zone = ZoneInfo(config.policy.timezone)
     kept_since = retention_start(store, now)
     week = clamp_week(day, zone, now, kept_since)
     weeks = trend_weeks(week, settings.trend_weeks, zone, kept_since)
@@ -397,6 +397,6 @@ async def load_report(
     return build_report(
         group, config, rows,
         devices=devices, week=week, trend=weeks, trend_devices=trend_devices,
-        timetable=Timetable.for_group(group, config.schedules, zone),
+        timetable=Timetable.for_group(group, config.policy.schedules, zone),
         settings=settings, now=now, kept_since=kept_since,
     )  # fmt: skip

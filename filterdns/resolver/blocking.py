@@ -12,7 +12,7 @@ from filterdns.wire.query import ClientSubnet, Query
 
 class BlockResponder:
     def __init__(self, config: Config):
-        self._blocking: BlockingConfig = config.blocking
+        self._blocking: BlockingConfig = config.policy.blocking
 
     def respond(self, query: Query, decision: Decision, subnet: ClientSubnet | None) -> bytes:
         """Bytes of the block answer for this query and decision."""

@@ -52,21 +52,21 @@ def build_policy(config: Config, categories: CategorySet | None = None) -> Polic
     reuses the index) and compile groups and schedules. Slow for big lists: run in a thread."""
     if categories is None:
         categories = build_category_set(
-            config.categories, lists_cache_dir(config), config.folder, config.list_file_roots, config.essential_names
+            config.policy.categories, lists_cache_dir(config), config.node.folder, config.node.list_file_roots, config.policy.essential_names
         )
     return Policy(
         categories=categories,
         engine=PolicyEngine(config, categories),
         blocker=BlockResponder(config),
         identifier=ClientIdentifier(
-            GroupResolver(config.groups, config.default_group), NetworkSet(config.trusted_forwarders)
+            GroupResolver(config.policy.groups, config.policy.default_group), NetworkSet(config.policy.trusted_forwarders)
         ),
     )
 
 
 def lists_cache_dir(config: Config) -> Path:
     """Where downloaded lists are kept."""
-    return config.data_dir / "lists"
+    return config.node.data_dir / "lists"
 
 
 def list_sizes(categories: CategorySet) -> dict[str, int]:
@@ -113,9 +113,9 @@ class ActivePolicy:
         async with self._lock:
             same_lists = (
                 self.policy is not None
-                and version.config.categories == self.config.categories
-                and version.config.essential == self.config.essential  # list health names them
-                and local_list_stamp(version.config.categories, version.config.folder) == self._lists_stamp
+                and version.config.policy.categories == self.config.policy.categories
+                and version.config.policy.essential == self.config.policy.essential  # list health names them
+                and local_list_stamp(version.config.policy.categories, version.config.node.folder) == self._lists_stamp
             )
             categories = self.policy.categories if same_lists and self.policy else None
             policy = await self._build(version.config, categories)
@@ -136,16 +136,16 @@ class ActivePolicy:
     async def _build(self, config: Config, categories: CategorySet | None = None) -> Policy:
         """Build a policy without stalling DNS: the lists are parsed and indexed in a child
         process (see ``build_process``); only the small rest is built in a thread."""
-        if categories is None and config.categories:
-            self._lists_stamp = local_list_stamp(config.categories, config.folder)
+        if categories is None and config.policy.categories:
+            self._lists_stamp = local_list_stamp(config.policy.categories, config.node.folder)
             categories = await build_in_child(
-                config.categories,
+                config.policy.categories,
                 lists_cache_dir(config),
-                config.folder,
-                config.list_file_roots,
-                config.essential_names,
+                config.node.folder,
+                config.node.list_file_roots,
+                config.policy.essential_names,
                 log_level=logging.getLevelName(logging.getLogger().level).lower(),
-                log_format=config.log.format,
+                log_format=config.node.log.format,
             )
         policy = await asyncio.to_thread(build_policy, config, categories)
         # What is built at load time lives until the next reload: keep the garbage collector's
@@ -158,7 +158,7 @@ class ActivePolicy:
         policy.engine.set_overrides(override_rules(self.overrides))
         if self._pipeline is not None:
             self._pipeline.replace_policy(policy.engine, policy.blocker, policy.identifier)
-            self._pipeline.rate_limiter.set_exempt(NetworkSet(self.config.trusted_forwarders))
+            self._pipeline.rate_limiter.set_exempt(NetworkSet(self.config.policy.trusted_forwarders))
         self.policy = policy
         self._announce(policy)
         release_free_memory()

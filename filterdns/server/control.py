@@ -68,7 +68,7 @@ class StoreChanges:
         name = domain_name(name)
         if is_public_suffix(name):
             raise ValueError(f"{name} is a public suffix: allowing it would allow every site registered under it")
-        if group is not None and group not in {g.name for g in self.config.groups}:
+        if group is not None and group not in {g.name for g in self.config.policy.groups}:
             raise ValueError(f"no group '{group}'")
         if fix == "essential":
             changed = document.add_essential(self.policy_data(), name)
@@ -108,7 +108,7 @@ class StoreChanges:
         await self.store.enqueue_message(
             dedup_key=f"test:{uuid.uuid4()}", channel="email", kind="test", recipient=to,
             subject="filterdns test mail",
-            body_text=(f"This is a test mail from filterdns ({self.config.web.base_url}), sent by {actor} from the "
+            body_text=(f"This is a test mail from filterdns ({self.config.node.web.base_url}), sent by {actor} from the "
                        "console.\nIf you can read it, mail delivery works.\n"),
         )  # fmt: skip
         await self.store.audit(actor, "outbox.test", to)
@@ -139,7 +139,7 @@ class Control(StoreChanges):
         return self._service.config
 
     def groups(self) -> tuple[GroupConfig, ...]:
-        return self.config.groups
+        return self.config.policy.groups
 
     def roster(self) -> Roster:
         """The roster in use by the encrypted DNS listeners (empty when they are off)."""
@@ -149,17 +149,17 @@ class Control(StoreChanges):
         """Replace the roster with CSV ``text``, checked against the groups in force, and use
         it at once here (other workers within seconds). Raises ``RosterError`` listing every
         problem; nothing changes then. Returns the number of entries."""
-        entries = parse_roster(text, {group.name for group in self.config.groups})
-        await asyncio.to_thread(save_roster, self.config.roster_path, entries)
+        entries = parse_roster(text, {group.name for group in self.config.policy.groups})
+        await asyncio.to_thread(save_roster, self.config.node.roster_path, entries)
         await self.audit(actor, "roster.import", source, {"entries": len(entries)})
         await self._service.encrypted.refresh_roster()
         return len(entries)
 
     def categories(self) -> tuple[CategoryConfig, ...]:
-        return self.config.categories
+        return self.config.policy.categories
 
     def schedules(self) -> tuple[ScheduleConfig, ...]:
-        return self.config.schedules
+        return self.config.policy.schedules
 
     def category_statuses(self) -> list[SourceStatus]:
         return list(self._service.active.require().categories.statuses)
@@ -247,7 +247,7 @@ class Control(StoreChanges):
     ) -> Override:
         """A teacher's time-boxed exception, e.g. YouTube for 7B for this lesson."""
         config = self.config
-        if group not in {g.name for g in config.groups}:
+        if group not in {g.name for g in config.policy.groups}:
             raise ValueError(f"no group '{group}'")
         if kind not in ("allow", "block"):
             raise ValueError("an override either allows or blocks")
@@ -255,11 +255,11 @@ class Control(StoreChanges):
             raise ValueError("an override names one domain or one category")
         if not 1 <= minutes <= MAX_OVERRIDE_MINUTES:
             raise ValueError(f"an override lasts 1 to {MAX_OVERRIDE_MINUTES} minutes")
-        protected = set(config.protected_categories)
+        protected = set(config.policy.protected_categories)
         if category:
-            if category not in {c.name for c in config.categories}:
+            if category not in {c.name for c in config.policy.categories}:
                 raise ValueError(f"no category '{category}'")
-            if kind == "allow" and category in {c.name for c in config.categories if c.locked}:
+            if kind == "allow" and category in {c.name for c in config.policy.categories if c.locked}:
                 raise ValueError(f"{category} is locked: it is blocked for everyone and nobody can allow it")
             if kind == "allow" and category in protected:
                 raise ValueError(f"{category} is protected: only an administrator's policy change can allow it")
@@ -339,8 +339,8 @@ class Control(StoreChanges):
 
     def _refuse_unlocking(self, new: Config) -> None:
         """ConfigError when a policy revision would unlock or remove a category locked now."""
-        locked_now = {category.name for category in self.config.categories if category.locked}
-        locked_after = {category.name for category in new.categories if category.locked}
+        locked_now = {category.name for category in self.config.policy.categories if category.locked}
+        locked_after = {category.name for category in new.policy.categories if category.locked}
         problems = [f"categories.{name}: {LOCKED_CATEGORY.format(name=name)}" for name in sorted(locked_now - locked_after)]
         if problems:
             raise ConfigError(problems)

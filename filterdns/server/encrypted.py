@@ -37,10 +37,10 @@ _ADULT_GROUP = re.compile(r"staff|teacher|admin|employee", re.IGNORECASE)
 def unknown_group(config: Config) -> str:
     """The group of an id the roster lacks: the configured one while it exists, otherwise
     the strictest pupil group (see ``strictest_group``)."""
-    names = {group.name for group in config.groups}
-    if config.identity.unknown_group in names:
-        return config.identity.unknown_group
-    return strictest_group(config.groups, config.default_group)
+    names = {group.name for group in config.policy.groups}
+    if config.node.identity.unknown_group in names:
+        return config.node.identity.unknown_group
+    return strictest_group(config.policy.groups, config.policy.default_group)
 
 
 def strictest_group(groups: Sequence[GroupConfig], default_group: str) -> str:
@@ -61,9 +61,9 @@ def strictest_group(groups: Sequence[GroupConfig], default_group: str) -> str:
 
 def read_roster(config: Config) -> Roster:
     return load_roster(
-        config.roster_path,
-        {group.name for group in config.groups},
-        salt=config.identity.salt,
+        config.node.roster_path,
+        {group.name for group in config.policy.groups},
+        salt=config.node.identity.salt,
         unknown_group=unknown_group(config),
     )
 
@@ -74,10 +74,10 @@ class EncryptedDns:
 
     def __init__(self, config: Config):
         self.config = config
-        self.roster = Roster((), salt=config.identity.salt, unknown_group=unknown_group(config))
+        self.roster = Roster((), salt=config.node.identity.salt, unknown_group=unknown_group(config))
         self._bound: list[tuple[str, socket.socket]] = []
         self._contexts: dict[str, ssl.SSLContext | None] = {}
-        self._names = ServerNames(config.identity.hostname, self.identify)
+        self._names = ServerNames(config.node.identity.hostname, self.identify)
         self._servers: list[asyncio.Server] = []
         self._connections: list[TcpConnections] = []
         self._stamp: tuple[float, int] | None = _RELOAD
@@ -93,8 +93,8 @@ class EncryptedDns:
 
     def bind(self) -> None:
         """Bind every DoH and DoT address and read the certificates, or raise ``ListenError``."""
-        doh, dot = self.config.doh, self.config.dot
-        reuse_port = self.config.server.workers > 1
+        doh, dot = self.config.node.doh, self.config.node.dot
+        reuse_port = self.config.node.server.workers > 1
         try:
             if doh.listen:
                 tls = doh.tls_cert is not None and doh.tls_key is not None
@@ -118,7 +118,7 @@ class EncryptedDns:
             return
         self.config = config
         await self.refresh_roster()
-        doh, server = config.doh, config.server
+        doh, server = config.node.doh, config.node.server
         loop = asyncio.get_running_loop()
         doh_connections = TcpConnections(pipeline, doh.idle_timeout, doh.max_connections, doh.max_per_client)
         doh_server = DohServer(
@@ -148,7 +148,7 @@ class EncryptedDns:
     async def refresh_roster(self) -> None:
         """Reload the roster if its file (or the config) changed since the last load. A bad
         file keeps the roster in use; the fault is logged once until it changes."""
-        path = self.config.roster_path
+        path = self.config.node.roster_path
         stamp = _file_stamp(path)
         if stamp == self._stamp:
             return
@@ -165,7 +165,7 @@ class EncryptedDns:
         self._stamp = stamp
         self.roster = roster
         log.info("roster: %d entries; unknown encrypted clients get group %s", len(roster), roster.unknown_group)
-        configured = self.config.identity.unknown_group
+        configured = self.config.node.identity.unknown_group
         if configured and configured != roster.unknown_group:
             log.warning("identity.unknown_group %r is not a group of the policy in force", configured)
 

@@ -33,7 +33,7 @@ class BackgroundJobs:
     def __init__(self, store: Store, config: Callable[[], Config]) -> None:
         self._store = store
         self._config = config
-        self.outbox = OutboxDelivery(store, config().mail, fetch_allow=config().fetch_allow)
+        self.outbox = OutboxDelivery(store, config().node.mail, fetch_allow=config().node.fetch_allow)
         self.digest = DigestJob(store, config)
         self.alerts = AlertEvaluator(store, config)
 
@@ -49,8 +49,8 @@ class BackgroundJobs:
     def config_changed(self) -> None:
         """After a reload: the digest and alert jobs read the configuration on every pass;
         the delivery keeps its mail settings until told."""
-        self.outbox.mail = self._config().mail
-        self.outbox.fetch_allow = self._config().fetch_allow
+        self.outbox.mail = self._config().node.mail
+        self.outbox.fetch_allow = self._config().node.fetch_allow
 
     async def _enforce_retention_forever(self) -> None:
         """Delete events, mail and alerts older than their retention, once an hour."""

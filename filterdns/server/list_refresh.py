@@ -21,7 +21,7 @@ FOLLOW_INTERVAL = 30.0
 
 
 def has_url_lists(config: Config) -> bool:
-    return any(source.is_url for category in config.categories for source in category.sources)
+    return any(source.is_url for category in config.policy.categories for source in category.sources)
 
 
 async def download_lists_forever(
@@ -30,11 +30,11 @@ async def download_lists_forever(
     """Worker 0: download the lists of the configuration in force, rebuild when one changed."""
     while True:
         try:
-            if await downloader.refresh(config().categories):
+            if await downloader.refresh(config().policy.categories):
                 await rebuild()
         except Exception:
             log.exception("list refresh failed; keeping the lists in use")
-        await asyncio.sleep(config().lists.refresh_interval)
+        await asyncio.sleep(config().node.lists.refresh_interval)
 
 
 async def follow_downloads_forever(folder: Path, rebuild: Callable[[], Awaitable[None]]) -> None:

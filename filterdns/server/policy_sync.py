@@ -53,7 +53,7 @@ class PolicySync:
         self._overrides_seen: tuple = ()
 
     def file_text(self) -> str:
-        source = self._base.source
+        source = self._base.node.source
         return policy_document(source) if source is not None else EMBEDDED_POLICY
 
     async def initial(self) -> PolicyVersion:
@@ -72,7 +72,7 @@ class PolicySync:
         # YAML work runs in a thread: the event loop keeps answering DNS meanwhile.
         text = await asyncio.to_thread(self.file_text)
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-        where = str(self._base.source) if self._base.source else "the embedded default"
+        where = str(self._base.node.source) if self._base.node.source else "the embedded default"
         # Imported only if it differs from the newest revision and from the file's last
         # import, in one atomic step: nodes starting together import it once.
         revision_id = await self._store.import_revision(text, FILE_AUTHOR, f"imported from {where} ({digest})")
@@ -148,4 +148,4 @@ def override_rules(overrides: list[Override]) -> list[OverrideRule]:
 
 
 def _label(config: Config) -> str:
-    return str(config.source) if config.source is not None else "embedded default"
+    return str(config.node.source) if config.node.source is not None else "embedded default"

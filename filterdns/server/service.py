@@ -44,7 +44,7 @@ from filterdns.store import StoreSink, create_store
 log = logging.getLogger("filterdns.service")
 
 DRAIN_TIMEOUT = 5.0
-# Sections read once at start; a change in them is reported as needing a restart.
+# Node sections read once at start; a change in them is reported as needing a restart.
 RESTART_SECTIONS = ("server", "cache", "metrics_listen", "data_dir", "recorder", "store", "web", "log", "doh", "dot")
 
 
@@ -58,14 +58,14 @@ class Service:
     def __init__(self, config: Config, read_config: ConfigReader = load_config):
         self._read_config = read_config
         self.metrics = Metrics()
-        self.cache = AnswerCache(config.cache, stale_retention=config.cache.serve_stale_max_age)
+        self.cache = AnswerCache(config.node.cache, stale_retention=config.node.cache.serve_stale_max_age)
         self.upstream = UpstreamPool(
-            config.upstream, observer=self.metrics, max_pending=config.server.max_pending_upstream
+            config.node.upstream, observer=self.metrics, max_pending=config.node.server.max_pending_upstream
         )
         # The store connects on first use: a database that is down at start delays nothing.
-        self.store = create_store(config.store, config.data_dir)
+        self.store = create_store(config.node.store, config.node.data_dir)
         self.store_sink = StoreSink.for_store(self.store)
-        self.recorder = Recorder.from_config(config.recorder, config.log, [self.store_sink])
+        self.recorder = Recorder.from_config(config.node.recorder, config.node.log, [self.store_sink])
         self.metrics.watch_recorder(self.recorder)
         self.metrics.watch_cache(self.cache)
         self.metrics.watch_store(self.store_sink)
@@ -73,7 +73,7 @@ class Service:
         self.active = ActivePolicy(config, self.metrics, self._config_changed)
         self.sync = PolicySync(self.store, config, self.active.activate, self.active.apply_overrides)
         self.control = Control(self)
-        self.listeners = DnsListeners(config.server)
+        self.listeners = DnsListeners(config.node.server)
         self.encrypted = EncryptedDns(config)
         self.pipeline: QueryPipeline | None = None
         self.jobs: BackgroundJobs | None = None  # worker 0 only
@@ -94,8 +94,8 @@ class Service:
         config = self.config
         self.listeners.bind()
         self.encrypted.bind()
-        private_tree(config.data_dir)
-        log.info("data directory: %s", config.data_dir.resolve())
+        private_tree(config.node.data_dir)
+        log.info("data directory: %s", config.node.data_dir.resolve())
         version = await self.sync.initial()
         policy = await self.active.first(version.config)
         config = version.config
@@ -103,27 +103,27 @@ class Service:
             policy.identifier,
             policy.engine,
             policy.blocker,
-            Forwarder(self.cache, self.upstream, config.cache),
+            Forwarder(self.cache, self.upstream, config.node.cache),
             self.recorder,
-            allowed_networks=NetworkSet(config.server.allow_networks),
-            rate_limiter=RateLimiter(config.server.rate_limit, NetworkSet(config.trusted_forwarders)),
-            any_queries=config.server.any_queries,
+            allowed_networks=NetworkSet(config.node.server.allow_networks),
+            rate_limiter=RateLimiter(config.node.server.rate_limit, NetworkSet(config.policy.trusted_forwarders)),
+            any_queries=config.node.server.any_queries,
         )
         self.active.answer_with(self.pipeline)
         # The console and the block page bind before root is dropped: port 80 and a TLS key
         # readable only by root both need it. With several workers, worker 0 runs them.
-        primary = config.server.worker_index == 0
+        primary = config.node.server.worker_index == 0
         if primary:
             self._web_runners = await start_web_services(self.control, config)
-        if config.server.user:
-            drop_privileges(config.server.user, config.data_dir)
+        if config.node.server.user:
+            drop_privileges(config.node.server.user, config.node.data_dir)
         # Everything that writes files or opens outbound sockets starts after the switch.
         await self.upstream.start()
-        log.info("upstreams: %s", ", ".join(map(describe, config.upstream.servers)))
+        log.info("upstreams: %s", ", ".join(map(describe, config.node.upstream.servers)))
         await self.recorder.start()
-        if config.metrics_listen is not None and primary:
-            self._metrics_runner = await self.metrics.serve(config.metrics_listen.host, config.metrics_listen.port)
-            log.info("metrics on http://%s/metrics", config.metrics_listen)
+        if config.node.metrics_listen is not None and primary:
+            self._metrics_runner = await self.metrics.serve(config.node.metrics_listen.host, config.node.metrics_listen.port)
+            log.info("metrics on http://%s/metrics", config.node.metrics_listen)
         self._background = self._start_background(primary)
         await self.encrypted.serve(self.pipeline, self.config)
         await self.listeners.serve(self.pipeline)
@@ -137,7 +137,7 @@ class Service:
             tasks.append(asyncio.create_task(follow_downloads_forever(lists, self.active.rebuild_lists)))
             return tasks
         if has_url_lists(self.config):
-            downloader = ListDownloader(lists, self.config.lists.download_timeout, self.config.fetch_allow)
+            downloader = ListDownloader(lists, self.config.node.lists.download_timeout, self.config.node.fetch_allow)
             refresh = download_lists_forever(downloader, lambda: self.config, self.active.rebuild_lists)
             tasks.append(asyncio.create_task(refresh, name="list downloads"))
         self.jobs = BackgroundJobs(self.store, lambda: self.config)
@@ -151,7 +151,7 @@ class Service:
     async def reload(self, path: Path | None = None) -> bool:
         """SIGHUP: re-read the config file; its policy becomes a new revision if it changed.
         Returns False (and keeps serving as before) when the new file is invalid."""
-        path = path or self.config.source
+        path = path or self.config.node.source
         if path is None:
             log.info("reload asked, but running on the embedded default: nothing to reload")
             return False
@@ -161,8 +161,8 @@ class Service:
             log.error("reload failed, keeping the running configuration:\n%s", error)
             return False
         self._warn_restart_needed(new_base)
-        if new_base.upstream != self.config.upstream:
-            await self._replace_upstreams(new_base.upstream)
+        if new_base.node.upstream != self.config.node.upstream:
+            await self._replace_upstreams(new_base.node.upstream)
         try:
             await self.sync.reload_base(new_base)
         except Exception as error:  # the store is down: apply the file's policy locally
@@ -178,8 +178,8 @@ class Service:
         closes once they have all had their time. The cache is emptied: what the old
         upstreams said (a filtering resolver's answers, or an unfiltered one's) is not what
         the new ones would say."""
-        old, old_timeout = self.upstream, self.config.upstream.timeout
-        pool = UpstreamPool(config, observer=self.metrics, max_pending=self.config.server.max_pending_upstream)
+        old, old_timeout = self.upstream, self.config.node.upstream.timeout
+        pool = UpstreamPool(config, observer=self.metrics, max_pending=self.config.node.server.max_pending_upstream)
         await pool.start()
         self.upstream = pool
         if self.pipeline is not None:
@@ -196,9 +196,9 @@ class Service:
         await pool.close()
 
     def _warn_restart_needed(self, new: Config) -> None:
-        old = self.config
+        old = self.config.node
         for section in RESTART_SECTIONS:
-            if getattr(old, section) != getattr(new, section):
+            if getattr(old, section) != getattr(new.node, section):
                 log.warning("'%s' changed in the config file; it takes effect after a restart", section)
 
     async def stop(self) -> None:

@@ -29,13 +29,13 @@ class WebRunner(Protocol):
 async def start_web_services(control: "Control", config: Config) -> list[WebRunner]:
     """Start the console (``web.listen``) and the block page where the policy uses one."""
     endpoints = blockpage_endpoints(config)
-    if config.web.listen is None and not endpoints:
+    if config.node.web.listen is None and not endpoints:
         return []
     from filterdns.web import start_web  # the web stack is only imported when it is used
     from filterdns.web.blockpage import start_blockpage
 
     runners: list[WebRunner] = []
-    web_config = config.web
+    web_config = config.node.web
     if web_config.listen is not None:
         try:
             runners.append(
@@ -65,8 +65,8 @@ async def start_web_services(control: "Control", config: Config) -> list[WebRunn
 def blockpage_endpoints(config: Config) -> list[Endpoint]:
     """Where the block page listens: ``web.blockpage_listen``, or port 80 of the block
     addresses when any group blocks with the page."""
-    if config.web.blockpage_listen is not None:
-        return [config.web.blockpage_listen]
-    blocking = config.blocking
-    uses_page = blocking.mode == "blockpage" or any(g.block_mode == "blockpage" for g in config.groups)
+    if config.node.web.blockpage_listen is not None:
+        return [config.node.web.blockpage_listen]
+    blocking = config.policy.blocking
+    uses_page = blocking.mode == "blockpage" or any(g.block_mode == "blockpage" for g in config.policy.groups)
     return [Endpoint(a, 80) for a in (blocking.page_ipv4, blocking.page_ipv6) if a] if uses_page else []

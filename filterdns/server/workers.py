@@ -63,10 +63,10 @@ def worker_command(argv: list[str], index: int, listen: tuple[Endpoint, ...]) ->
 
 
 async def supervise(config: Config, argv: list[str]) -> int:
-    """Run ``config.server.workers`` workers until SIGTERM/SIGINT; returns the exit code."""
-    count = config.server.workers
+    """Run ``config.node.server.workers`` workers until SIGTERM/SIGINT; returns the exit code."""
+    count = config.node.server.workers
     try:
-        listen = resolve_ports(config.server.listen)
+        listen = resolve_ports(config.node.server.listen)
     except ListenError as error:
         log.error("cannot start: %s", error)
         return 1

@@ -145,7 +145,7 @@ def create_app(
 
 
 def zone_of_app(app: web.Application) -> ZoneInfo:
-    return ZoneInfo(app[CONTROL].config.timezone)
+    return ZoneInfo(app[CONTROL].config.policy.timezone)
 
 
 @public

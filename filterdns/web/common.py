@@ -105,7 +105,7 @@ def add_nav(app: web.Application, item: NavItem) -> None:
 
 
 def zone_of(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(control_of(request).config.timezone)
+    return ZoneInfo(control_of(request).config.policy.timezone)
 
 
 def redirect(location: str) -> web.Response:
@@ -213,7 +213,7 @@ def minutes_left(expires_at: float, now: float) -> int:
 def all_group_names(control: Control) -> list[str]:
     """Every group with a policy: the configured ones and the default group."""
     names = [group.name for group in control.groups()]
-    default = control.config.default_group
+    default = control.config.policy.default_group
     return names if default in names else [*names, default]
 
 

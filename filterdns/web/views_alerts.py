@@ -74,7 +74,7 @@ async def _alert_or_404(request: web.Request) -> Alert:
 
 
 def _rule(request: web.Request, name: str) -> AlertRule | None:
-    return next((r for r in control_of(request).config.alert_rules if r.name == name), None)
+    return next((r for r in control_of(request).config.policy.alert_rules if r.name == name), None)
 
 
 # --- alerts -----------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ async def _rules_page(request: web.Request, form: Mapping[str, Any] | None = Non
         request,
         "alert_rules.html",
         {
-            "rules": control_of(request).config.alert_rules,
+            "rules": control_of(request).config.policy.alert_rules,
             "form": form or rule_form(NEW_RULE),
             "problems": list(problems),
             "notice": notice(request),

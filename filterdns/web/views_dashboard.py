@@ -142,7 +142,7 @@ def list_summary(control) -> list[dict]:
             "bad_lines": 0, "too_broad": [],
         }
 
-    total, share = control.list_health().essential_total, control.config.lists.essential_alert_share
+    total, share = control.list_health().essential_total, control.config.node.lists.essential_alert_share
     summary = {name: empty(name, size) for name, size in control.list_sizes().items()}
     for status in control.category_statuses():
         entry = summary.setdefault(status.category, empty(status.category))

@@ -33,7 +33,7 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, status
     control = control_of(request)
     config = control.config
     roster = control.roster()
-    hostname = config.identity.hostname
+    hostname = config.node.identity.hostname
     group = request.query.get("group", "").strip()
     client_id = request.query.get("id", "").strip()
     identity = roster.identify(client_id) if client_id else None
@@ -42,21 +42,21 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, status
         request,
         "encrypted_dns.html",
         {
-            "enabled": bool(config.doh.listen or config.dot.listen),
+            "enabled": bool(config.node.doh.listen or config.node.dot.listen),
             "hostname": hostname,
             "counts": sorted(Counter(entry.group for entry in roster.entries).items()),
             "unknown_group": roster.unknown_group,
             "group": group,
             "members": [entry for entry in roster.entries if entry.group == group] if group else [],
-            "chromeos": json.dumps(chromeos_policy(hostname, config.identity.salt), indent=2) if hostname else "",
-            "salt": config.identity.salt,
+            "chromeos": json.dumps(chromeos_policy(hostname, config.node.identity.salt), indent=2) if hostname else "",
+            "salt": config.node.identity.salt,
             "client_id": client_id,
             "identity": identity if known else None,
             "not_found": bool(client_id) and not known,
             "name": _display_name(roster, identity.label) if known else "",
             "doh_url": doh_url(hostname, client_id) if known and hostname else "",
             "android": android_hostname(hostname, client_id) if known and hostname else None,
-            "windows": windows_commands(hostname, client_id, config.identity.addresses) if known and hostname else [],
+            "windows": windows_commands(hostname, client_id, config.node.identity.addresses) if known and hostname else [],
             "imported": request.query.get("imported", ""),
             "errors": errors or [],
         },
@@ -89,10 +89,10 @@ async def apple_profile_download(request: web.Request) -> web.StreamResponse:
     roster = control.roster()
     client_id = request.query.get("id", "").strip()
     identity = roster.identify(client_id) if client_id else None
-    hostname = control.config.identity.hostname
+    hostname = control.config.node.identity.hostname
     if identity is None or not identity.known or not hostname:
         raise web.HTTPNotFound(text="No pupil or device with that id in the roster (or identity.hostname is not set).")
-    body = apple_profile(hostname, client_id, _display_name(roster, identity.label), control.config.identity.addresses)
+    body = apple_profile(hostname, client_id, _display_name(roster, identity.label), control.config.node.identity.addresses)
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", client_id)
     return web.Response(
         body=body,

@@ -107,7 +107,7 @@ async def family_home(request: web.Request) -> web.StreamResponse:
         "languages": i18n.LANGUAGES,
         "saved": request.query.get("saved", ""),  # "1": the language, "digest": the weekly email
         "digest": profile.digest if profile else True,
-        "digest_offered": config.reports.digest and config.mail.enabled,
+        "digest_offered": config.node.reports.digest and config.node.mail.enabled,
     }
     return await family_render(request, "parents/home.html", context)
 

@@ -65,7 +65,7 @@ def category_rows(control: Control) -> list[CategoryRow]:
         statuses.setdefault(status.category, []).append(status)
     sizes = control.list_sizes()
     health = control.list_health()
-    share = control.config.lists.essential_alert_share
+    share = control.config.node.lists.essential_alert_share
     editable = editable_categories(control.policy_data())
     rows = []
     for category in control.categories():
@@ -254,8 +254,8 @@ async def _lists_page(
         request,
         "allowdeny.html",
         {
-            "allow": config.allow_domains,
-            "deny": config.deny_domains,
+            "allow": config.policy.allow_domains,
+            "deny": config.policy.deny_domains,
             "groups": [GroupLists(g.name, g.allow_domains, g.deny_domains) for g in control.groups()
                        if g.allow_domains or g.deny_domains],
             "group_names": all_group_names(control),

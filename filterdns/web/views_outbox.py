@@ -77,7 +77,7 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, to: st
         request,
         "outbox.html",
         {
-            "mail": control.config.mail,
+            "mail": control.config.node.mail,
             "counts": await store.count_messages(),
             "statuses": STATUSES,
             "form": form,

@@ -126,7 +126,7 @@ async def _page(request: web.Request, *, form: Mapping[str, object], errors: lis
             "can_change": user.role in CHANGE_ROLES,
             "groups": groups,
             "categories": control.categories(),
-            "protected": control.config.protected_categories,
+            "protected": control.config.policy.protected_categories,
             "durations": DURATIONS,
             "form": form,
             "overrides": overrides,

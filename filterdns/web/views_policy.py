@@ -137,9 +137,9 @@ async def group_rows(request: web.Request) -> list[GroupRow]:
     return [
         GroupRow(
             group=configured.get(name) or GroupConfig(name),
-            block_mode=(configured[name].block_mode if name in configured else None) or config.blocking.mode,
+            block_mode=(configured[name].block_mode if name in configured else None) or config.policy.blocking.mode,
             queries_24h=None if counts is None else counts.get(name, 0),
-            is_default=name == config.default_group,
+            is_default=name == config.policy.default_group,
         )
         for name in all_group_names(control)
     ]
@@ -225,7 +225,7 @@ def _group_or_404(request: web.Request) -> GroupConfig:
     for group in control.groups():
         if group.name == name:
             return group
-    if name == control.config.default_group:
+    if name == control.config.policy.default_group:
         return GroupConfig(name)
     raise web.HTTPNotFound(text=f"There is no group called {name}.")
 
@@ -243,7 +243,7 @@ async def _group_page(request: web.Request, group: GroupConfig, failed: SectionR
         "group_edit.html",
         {
             "group": group,
-            "is_default": group.name == config.default_group,
+            "is_default": group.name == config.policy.default_group,
             "revision": revision,
             "form": form,
             "failed": failed,
@@ -251,7 +251,7 @@ async def _group_page(request: web.Request, group: GroupConfig, failed: SectionR
             "schedules": [s.name for s in control.schedules()],
             "block_modes": BLOCK_MODES,
             "block_mode_words": BLOCK_MODE_WORDS,
-            "default_block_mode": config.blocking.mode,
+            "default_block_mode": config.policy.blocking.mode,
             "youtube_modes": YOUTUBE_MODES,
             "can_change": user_of(request).role in CHANGE_ROLES,
             "notice": notice(request),

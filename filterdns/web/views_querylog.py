@@ -53,7 +53,7 @@ def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo, config: C
         category=query.get("category", "").strip() or None,
         since=since,
         until=until,
-        hide_categories=() if sees_safeguarding(user) else tuple(sorted(watched_categories(config.alert_rules))),
+        hide_categories=() if sees_safeguarding(user) else tuple(sorted(watched_categories(config.policy.alert_rules))),
     )
 
 

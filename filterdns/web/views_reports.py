@@ -78,7 +78,7 @@ async def report_page(
         control.config,
         group,
         requested_day(request),
-        settings=ReportSettings(mask_below=control.config.reports.mask_below),
+        settings=ReportSettings(mask_below=control.config.node.reports.mask_below),
         now=now,
     )
     zone: ZoneInfo = zone_of(request)

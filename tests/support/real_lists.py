@@ -58,7 +58,7 @@ def example_config_with_real_lists() -> tuple[Config, list[str]]:
     config = load_config(REPO / "config.yaml")
     missing: list[str] = []
     categories = []
-    for category in config.categories:
+    for category in config.policy.categories:
         sources = []
         for source in category.sources:
             if not source.is_url:
@@ -68,4 +68,4 @@ def example_config_with_real_lists() -> tuple[Config, list[str]]:
             else:
                 missing.append(source.label)
         categories.append(dataclasses.replace(category, sources=tuple(sources)))
-    return dataclasses.replace(config, categories=tuple(categories)), missing
+    return config.with_policy(categories=tuple(categories)), missing

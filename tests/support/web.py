@@ -74,34 +74,34 @@ class FakeControl(StoreChanges):
         self.store_sink = StoreSink(store)
         self.metrics = Metrics()
         self.policy = build_policy(config)
-        self.policy_text = yaml.safe_dump({"groups": {g.name: {"block": list(g.block)} for g in config.groups}})
+        self.policy_text = yaml.safe_dump({"groups": {g.name: {"block": list(g.block)} for g in config.policy.groups}})
         self.revision = 0
         self._overrides: list[Override] = []
-        self._roster = Roster((), salt=config.identity.salt, unknown_group=config.default_group)
+        self._roster = Roster((), salt=config.node.identity.salt, unknown_group=config.policy.default_group)
 
     def groups(self):
-        return self.config.groups
+        return self.config.policy.groups
 
     def roster(self) -> Roster:
         return self._roster
 
     async def import_roster(self, text: str, *, actor: str, source: str) -> int:
-        entries = parse_roster(text, {group.name for group in self.config.groups})
-        self._roster = Roster(entries, salt=self.config.identity.salt, unknown_group=self.config.default_group)
+        entries = parse_roster(text, {group.name for group in self.config.policy.groups})
+        self._roster = Roster(entries, salt=self.config.node.identity.salt, unknown_group=self.config.policy.default_group)
         await self.store.audit(actor, "roster.import", source, {"entries": len(entries)})
         return len(entries)
 
     def categories(self):
-        return self.config.categories
+        return self.config.policy.categories
 
     def schedules(self):
-        return self.config.schedules
+        return self.config.policy.schedules
 
     def category_statuses(self):
         return list(self.policy.categories.statuses)
 
     def list_sizes(self) -> dict[str, int]:
-        return {c.name: len(c.domains) for c in self.config.categories}
+        return {c.name: len(c.domains) for c in self.config.policy.categories}
 
     def list_health(self):
         return self.policy.categories.health
@@ -147,13 +147,13 @@ class FakeControl(StoreChanges):
     async def add_override(
         self, group: str, kind: str, *, domain: str = "", category: str = "", minutes: int, author: str
     ) -> Override:
-        if group not in {g.name for g in self.config.groups}:
+        if group not in {g.name for g in self.config.policy.groups}:
             raise ValueError(f"no group '{group}'")
         if not 1 <= minutes <= 1440:
             raise ValueError("an override lasts 1 to 1440 minutes")
-        if category and category not in {c.name for c in self.config.categories}:
+        if category and category not in {c.name for c in self.config.policy.categories}:
             raise ValueError(f"no category '{category}'")
-        if kind == "allow" and category in self.config.protected_categories:
+        if kind == "allow" and category in self.config.policy.protected_categories:
             raise ValueError(f"{category} is protected")
         override = await self.store.add_override(
             group, kind, domain=domain, category=category, created_by=author, expires_at=time.time() + minutes * 60

@@ -4,10 +4,9 @@ one resolver's config.yaml says about itself, never part of a policy revision.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from filterdns.config import values as v
-from filterdns.config.model import Config
+from filterdns.config.model import NodeConfig
 from filterdns.config.sections.console import read_mail, read_reports, read_web
 from filterdns.config.sections.encrypted import read_doh, read_dot, read_identity
 from filterdns.config.sections.network import read_server, read_upstream
@@ -15,25 +14,26 @@ from filterdns.config.sections.runtime import read_cache, read_lists, read_log, 
 from filterdns.config.yamlnodes import Reader, default_of
 
 
-def read_node(top: Reader, base: Path) -> dict[str, Any]:
-    """The node's fields of ``Config`` from the top-level mapping ``top``; paths relative to
-    ``base`` (the config file's folder)."""
+def read_node(top: Reader, base: Path, source: Path) -> NodeConfig:
+    """The node's settings from the top-level mapping ``top`` of file ``source``; paths
+    relative to ``base`` (the file's folder)."""
     doh = read_doh(top.sub("doh"), base)
-    return {
-        "server": read_server(top.sub("server")),
-        "upstream": read_upstream(top.sub("upstream")),
-        "cache": read_cache(top.sub("cache")),
-        "log": read_log(top.sub("log"), base),
-        "recorder": read_recorder(top.sub("recorder")),
-        "metrics_listen": read_metrics(top.sub("metrics")),
-        "data_dir": base / top.get("data_dir", v.text, default_of(Config, "data_dir")),
-        "lists": read_lists(top.sub("lists")),
-        "fetch_allow": top.get_list("fetch_allow", v.parse_network),
-        "store": read_store(top.sub("store")),
-        "web": read_web(top.sub("web"), base),
-        "mail": read_mail(top.sub("mail"), base),
-        "reports": read_reports(top.sub("reports")),
-        "doh": doh,
-        "dot": read_dot(top.sub("dot"), base, doh),
-        "identity": read_identity(top.sub("identity"), base),
-    }
+    return NodeConfig(
+        server=read_server(top.sub("server")),
+        upstream=read_upstream(top.sub("upstream")),
+        cache=read_cache(top.sub("cache")),
+        log=read_log(top.sub("log"), base),
+        recorder=read_recorder(top.sub("recorder")),
+        metrics_listen=read_metrics(top.sub("metrics")),
+        data_dir=base / top.get("data_dir", v.text, default_of(NodeConfig, "data_dir")),
+        lists=read_lists(top.sub("lists")),
+        fetch_allow=top.get_list("fetch_allow", v.parse_network),
+        store=read_store(top.sub("store")),
+        web=read_web(top.sub("web"), base),
+        mail=read_mail(top.sub("mail"), base),
+        reports=read_reports(top.sub("reports")),
+        doh=doh,
+        dot=read_dot(top.sub("dot"), base, doh),
+        identity=read_identity(top.sub("identity"), base),
+        source=source,
+    )

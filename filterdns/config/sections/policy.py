@@ -9,10 +9,9 @@ asks for, so a new policy section needs nothing but its reader.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from filterdns.config import values as v
-from filterdns.config.model import BlockingConfig, Config, GroupConfig
+from filterdns.config.model import BlockingConfig, GroupConfig, PolicyConfig
 from filterdns.config.sections.alerts import read_alerts
 from filterdns.config.sections.categories import read_catalogue, read_categories
 from filterdns.config.sections.essential import read_essential_extra
@@ -23,47 +22,46 @@ from filterdns.config.yamlnodes import Context, Node, Reader, default_of, node_a
 NEEDS_PAGE_ADDRESS = "block mode 'blockpage' needs the block page's address"
 
 
-def read_policy(top: Reader, base: Path) -> dict[str, Any]:
-    """The policy's fields of ``Config`` from the top-level mapping ``top``, in the order
-    they are written in a policy document. Paths in it are relative to ``base``."""
-    timezone = top.get("timezone", v.parse_timezone, default_of(Config, "timezone"))
+def read_policy(top: Reader, base: Path) -> PolicyConfig:
+    """The policy from the top-level mapping ``top``, read in the order its keys are written
+    in a policy document. Paths in it are relative to ``base``."""
+    timezone = top.get("timezone", v.parse_timezone, default_of(PolicyConfig, "timezone"))
     trusted_forwarders = top.get_list("trusted_forwarders", v.parse_network)
     categories, essential = read_catalogue(top, base)
     locked = frozenset(name for name, category in categories.items() if category.locked)
     categories.update(read_categories(top, base, locked))
     schedules = read_schedules(top, timezone)
     groups = read_groups(top, categories, schedules, locked)
-    default_group = top.get("default_group", v.text, default_of(Config, "default_group"))
+    default_group = top.get("default_group", v.text, default_of(PolicyConfig, "default_group"))
     if default_group not in {g.name for g in groups}:
         groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
-    policy = {
-        "timezone": timezone,
-        "trusted_forwarders": trusted_forwarders,
-        "categories": tuple(categories.values()),
-        "schedules": tuple(schedules.values()),
-        "groups": tuple(groups),
-        "default_group": default_group,
-        "allow_domains": top.get_list("allow", v.domain),
-        "deny_domains": top.get_list("deny", v.domain),
-        "blocking": read_flat(
+    policy = PolicyConfig(
+        timezone=timezone,
+        trusted_forwarders=trusted_forwarders,
+        categories=tuple(categories.values()),
+        schedules=tuple(schedules.values()),
+        groups=tuple(groups),
+        default_group=default_group,
+        allow_domains=top.get_list("allow", v.domain),
+        deny_domains=top.get_list("deny", v.domain),
+        blocking=read_flat(
             top.sub("blocking"),
             BlockingConfig,
             {"mode": v.block_mode, "ttl": v.int_seconds, "page_ipv4": v.ip_address, "page_ipv6": v.ip_address},
         ),
-        "protected_categories": top.get_list("protected_categories", v.text)
-        or default_of(Config, "protected_categories"),
-        "essential": essential + read_essential_extra(top),
-        "alert_rules": read_alerts(top.sub("alerts"), categories, [g.name for g in groups]),
-    }
+        protected_categories=top.get_list("protected_categories", v.text)
+        or default_of(PolicyConfig, "protected_categories"),
+        essential=essential + read_essential_extra(top),
+        alert_rules=read_alerts(top.sub("alerts"), categories, [g.name for g in groups]),
+    )
     _check_policy(top, policy)
     return policy
 
 
-def _check_policy(top: Reader, policy: dict[str, Any]) -> None:
+def _check_policy(top: Reader, policy: PolicyConfig) -> None:
     """Rules that involve several sections at once; each problem points at the line that
     makes it one."""
-    blocking: BlockingConfig = policy["blocking"]
-    groups: tuple[GroupConfig, ...] = policy["groups"]
+    blocking, groups = policy.blocking, policy.groups
     ctx = top.ctx
     if not (blocking.page_ipv4 or blocking.page_ipv6):
         if blocking.mode == "blockpage":
