@@ -287,3 +287,31 @@ def test_a_locked_category_cannot_be_unlocked_or_allowed(tmp_path):
     config = load_config(extended)
     assert config.policy.categories[0].locked and config.policy.categories[0].sources[0].format == "urls"
     assert config.policy.essential[-1] == EssentialEntry("mis.school.example", "this school's essential list", "school", "added by the school")
+
+
+def test_the_sources_that_list_a_name_are_found_in_any_syntax(tmp_path):
+    """For staff looking at one false positive: which list of the category names it."""
+    import gzip
+
+    from filterdns.policy.categories import SourceStatus
+    from filterdns.policy.listsource import sources_listing
+    from filterdns.policy.sources import cached_copy_path
+
+    files = {
+        "plain.txt": b"teams.microsoft.com\n",
+        "hosts.txt": b"0.0.0.0 other.example\n0.0.0.0\tteams.microsoft.com # chat\n",
+        "adblock.txt": b"||teams.microsoft.com^\n",
+        "ut1.txt": b".teams.microsoft.com\n",
+        "below.txt": b"eu.teams.microsoft.com\nteams.microsoft.com.evil.example\n",
+    }
+    statuses = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        statuses.append(SourceStatus("chat", str(tmp_path / name), "auto", 1, 0, 0, [], None, None, label=name))
+    url = "https://lists.example/chat.txt"
+    cached_copy_path(tmp_path, url).write_bytes(gzip.compress(b"*.teams.microsoft.com\n"))
+    statuses.append(SourceStatus("chat", url, "wildcard", 1, 0, 0, [], None, None, label="downloaded"))
+    statuses.append(SourceStatus("chat", str(tmp_path / "gone.txt"), "auto", 0, 0, 0, [], None, "missing", label="gone"))
+    assert sources_listing("teams.microsoft.com", statuses, tmp_path) == [
+        "plain.txt", "hosts.txt", "adblock.txt", "ut1.txt", "downloaded",
+    ]

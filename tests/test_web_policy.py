@@ -428,6 +428,12 @@ async def test_an_admin_fixes_a_false_positive_from_a_link(console):
     assert yaml.safe_load(console.control.applied[-1][0])["essential_extra"] == ["vimeo.com", "vimeo.example"]
 
 
+async def test_check_names_the_list_that_lists_a_name(console):
+    await console.logged_in("ada")
+    status, text = await page(console, "/check?name=www.local.example&group=7b")
+    assert status == 200 and "Listed (as local.example) in: local (The school&#39;s own list), by local.txt." in text
+
+
 async def test_only_admins_see_and_use_the_fixes(console):
     token = await console.logged_in("tom")
     status, text = await page(console, "/check?name=games.example&group=7b")

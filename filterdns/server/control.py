@@ -29,10 +29,11 @@ from filterdns.names import domain_name
 from filterdns.policy.categories import SourceStatus
 from filterdns.policy import document
 from filterdns.policy.listhealth import ListHealth
+from filterdns.policy.listsource import explanation_sources
 from filterdns.policy.explanation import Explanation
 from filterdns.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
-from filterdns.server.active_policy import list_sizes
+from filterdns.server.active_policy import list_sizes, lists_cache_dir
 from filterdns.store import Alert, OutboxMessage, Override, ReviewRequest, Store
 
 if TYPE_CHECKING:
@@ -194,6 +195,11 @@ class Control(StoreChanges):
             address = str(ipaddress.ip_address(client)) if client else "0.0.0.0"
             group = policy.identifier.group_for(address, parse_mac(mac) if mac else None)
         return policy.engine.explain(name, group, at)
+
+    def listing_sources(self, explanation: Explanation) -> dict[str, list[str]]:
+        """Category -> the labels of its sources that list the explained name (reads the
+        list files: for staff looking at one name, not for every query)."""
+        return explanation_sources(explanation.listings, self.category_statuses(), lists_cache_dir(self.config))
 
     def policy_document(self) -> tuple[int, str]:
         """(revision id, YAML text) of the policy in force; (0, "") before the start."""

@@ -3,7 +3,7 @@ time, and every reason behind it, in plain words. Teachers may check their own g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,14 +49,19 @@ def explain_for(request: web.Request, query: Mapping[str, str]) -> Explanation:
     return explanation
 
 
-def explanation_lines(explanation: Explanation, zone: ZoneInfo) -> list[str]:
-    """Every fact behind the verdict, one sentence each, for people."""
+def explanation_lines(
+    explanation: Explanation, zone: ZoneInfo, sources: Mapping[str, Sequence[str]] | None = None
+) -> list[str]:
+    """Every fact behind the verdict, one sentence each, for people; ``sources`` (category ->
+    labels of the lists naming it, ``Control.listing_sources``) says which list is at fault."""
     decision = explanation.decision
     descriptions = explanation.descriptions
 
     def described(category: str) -> str:
         description = descriptions.get(category)
-        return f"{category} ({description})" if description else category
+        text = f"{category} ({description})" if description else category
+        by = (sources or {}).get(category)
+        return f"{text}, by {', '.join(by)}" if by else text
 
     verdict = VERDICT_WORDS.get(decision.action, decision.action)
     if decision.rewrite_target:
@@ -135,7 +140,9 @@ async def check(request: web.Request) -> web.StreamResponse:
             "form": form,
             "groups": groups,
             "explanation": explanation,
-            "lines": explanation_lines(explanation, zone) if explanation else [],
+            "lines": explanation_lines(explanation, zone, control_of(request).listing_sources(explanation))
+            if explanation
+            else [],
             "errors": errors,
         },
         status=400 if errors else 200,

@@ -30,7 +30,8 @@ async def _page(request: web.Request, form: dict[str, str], problems: list[str],
     lines: list[str] = []
     if form["name"] and form["group"]:
         try:
-            lines = explanation_lines(control.explain(form["name"], group=form["group"]), zone_of(request))
+            explanation = control.explain(form["name"], group=form["group"])
+            lines = explanation_lines(explanation, zone_of(request), control.listing_sources(explanation))
         except ValueError as error:
             problems = problems + [str(error)]
     return await render(

@@ -42,12 +42,17 @@ class ReviewRow:
 def _why(control, request: ReviewRequest) -> str:
     """What the policy does with the name for its group now (it may have changed since)."""
     try:
-        decision = control.explain(request.name, group=request.group).decision
+        explanation = control.explain(request.name, group=request.group)
     except ValueError:  # the group has been removed since
         return "group no longer exists"
+    decision = explanation.decision
     if decision.action != "block":
         return "not blocked any more"
-    return f"{decision.category} ({decision.reason})" if decision.category else decision.reason
+    if not decision.category:
+        return decision.reason
+    sources = control.listing_sources(explanation).get(decision.category)
+    listed = f", listed by {', '.join(sources)}" if sources else ""
+    return f"{decision.category} ({decision.reason}){listed}"
 
 
 async def _page(request: web.Request, *, problems: list[str] | None = None, status: int = 200) -> web.Response:

@@ -30,9 +30,10 @@ from filterdns.config.model import Config
 from filterdns.identity.roster import Roster, parse_roster
 from filterdns.metrics import Metrics
 from filterdns.policy.explanation import Explanation
+from filterdns.policy.listsource import explanation_sources
 from filterdns.resolver.events import QueryEvent
 from filterdns.resolver.upstream import UpstreamHealth
-from filterdns.server.active_policy import build_policy
+from filterdns.server.active_policy import build_policy, lists_cache_dir
 from filterdns.server.control import StoreChanges
 from filterdns.store import Override, Store, StoreConfig, StoreSink, open_store
 from filterdns.web import WebSettings, create_app
@@ -105,6 +106,9 @@ class FakeControl(StoreChanges):
 
     def list_health(self):
         return self.policy.categories.health
+
+    def listing_sources(self, explanation):
+        return explanation_sources(explanation.listings, self.category_statuses(), lists_cache_dir(self.config))
 
     def upstream_health(self) -> list[UpstreamHealth]:
         return [UpstreamHealth("quad9", True, 0, 12.5, 100, 1), UpstreamHealth("broken", False, 4, None, 9, 9)]
