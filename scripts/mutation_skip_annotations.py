@@ -1,9 +1,11 @@
-"""A cosmic-ray filter for ``scripts/mutation``: skip mutants inside type annotations.
+"""A cosmic-ray filter for ``scripts/mutation``: skip mutants in code that never runs.
 
 Every module of filterdns starts with ``from __future__ import annotations``, so annotations
-are never evaluated: ``str | None`` turned into ``str & None`` changes nothing that runs, and
-such a mutant can only "survive". Marking them skipped before the run saves their test runs
-and keeps the survivor count to mutants that could change behaviour.
+are never evaluated: ``str | None`` turned into ``str & None`` changes nothing that runs. The
+bodies of ``typing.Protocol`` classes only describe an interface (a ``@property`` removed
+there changes nothing either). Such mutants can only "survive"; marking them skipped before
+the run saves their test runs and keeps the survivor count to mutants that could change
+behaviour.
 
 Usage: python scripts/mutation_skip_annotations.py SESSION.sqlite
 """
@@ -23,10 +25,13 @@ Span = tuple[tuple[int, int], tuple[int, int]]  # (line, column) start and end, 
 
 @cache
 def annotation_spans(path: Path) -> tuple[Span, ...]:
-    """Where the annotations of ``path`` stand: arguments, return types, annotated names."""
+    """Where the annotations of ``path`` stand (arguments, return types, annotated names),
+    and its Protocol classes."""
     spans: list[Span] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         annotations: list[ast.expr | None] = []
+        if isinstance(node, ast.ClassDef) and any(_named(base) == "Protocol" for base in node.bases):
+            spans.append(((node.lineno, 0), (node.end_lineno or node.lineno, 1 << 30)))
         if isinstance(node, ast.arg):
             annotations.append(node.annotation)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -38,6 +43,10 @@ def annotation_spans(path: Path) -> tuple[Span, ...]:
                 start = (annotation.lineno, annotation.col_offset)
                 spans.append((start, (annotation.end_lineno, annotation.end_col_offset or 0)))
     return tuple(spans)
+
+
+def _named(node: ast.expr) -> str:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
 
 
 class SkipAnnotations(FilterApp):

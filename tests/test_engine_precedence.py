@@ -177,3 +177,27 @@ def test_a_window_that_opens_moves_the_generation():
     clock.now = monday(9, 30)  # lessons open: the blocked set changes
     assert policy.decide("year7", "tiktok.com", A).action == "block"
     assert policy.generation > before
+
+
+def test_the_most_specific_list_of_the_best_rank_is_named():
+    policy = engine(
+        GroupConfig("year7", allow_domains=("bbc.co.uk",), deny_domains=("tiktok.com",)),
+        allow_domains=("co.uk",),
+        deny_domains=("com",),
+    )
+    allowed = policy.decide("year7", "www.bbc.co.uk", A)
+    assert allowed.detail == "www.bbc.co.uk is under bbc.co.uk, on year7's allow list"
+    denied = policy.decide("year7", "www.tiktok.com", A)
+    assert denied.detail == "www.tiktok.com is under tiktok.com, on year7's deny list"
+
+
+def test_a_decision_is_immutable_because_it_is_shared():
+    """One Decision object serves every name with the same verdict: changing it for one
+    query would change it for all."""
+    import dataclasses
+
+    import pytest
+
+    decision = engine(GroupConfig("year7")).decide("year7", "unlisted.example", A)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.detail = "changed"  # type: ignore[misc]

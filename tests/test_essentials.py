@@ -315,3 +315,18 @@ def test_the_sources_that_list_a_name_are_found_in_any_syntax(tmp_path):
     assert sources_listing("teams.microsoft.com", statuses, tmp_path) == [
         "plain.txt", "hosts.txt", "adblock.txt", "ut1.txt", "downloaded",
     ]
+
+
+def test_a_listing_of_a_parent_only_still_keeps_the_essential_entry(tmp_path):
+    """UT1 lists microsoft.com as chat and not teams.microsoft.com itself: the over-reaching
+    parent listing must not block the essential service below it."""
+    (tmp_path / "parent").mkdir()
+    (tmp_path / "parent" / "chat.txt").write_text("microsoft.com\n")
+    categories = (CategoryConfig("chat", sources=(SourceConfig(str(tmp_path / "parent" / "chat.txt"), "domains", "UT1 chat"),)),)
+    built = build_category_set(categories, tmp_path, tmp_path, essential=[e.name for e in ESSENTIAL])
+    policy = PolicyEngine(
+        Config(policy=PolicyConfig(categories=categories, groups=(GroupConfig("year7", block=("chat",)),), essential=ESSENTIAL)),
+        built,
+    )
+    assert policy.decide("year7", "teams.microsoft.com", 1).reason == "essential"
+    assert policy.decide("year7", "www.microsoft.com", 1).action == "block"

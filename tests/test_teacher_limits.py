@@ -94,6 +94,7 @@ def test_a_stored_allow_override_for_a_public_suffix_lifts_nothing_protected():
         decision = policy.decide("year7", name, 1)
         assert decision.action == "block", name
         assert "does not lift it" in decision.detail, name
+    assert "; adult is a protected category, so the override by tess" in policy.decide("year7", "pornhub.com", 1).detail
     assert policy.decide("year7", "adult.sites.example.org", 1).action == "block"
     # what is not protected is lifted as the override says
     assert policy.decide("year7", "www.tiktok.com", 1).action == "allow"
