@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -255,4 +256,34 @@ async def test_api_tokens_work_while_last_used_cannot_be_written(tmp_path: Path)
         assert token is not None and token.user == "ada" and token.last_used == T0 + 1
         assert await store.use_api_token("unknown") is None
     finally:
+        await store.close()
+
+
+class StallingSQLiteStore(SQLiteStore):
+    """Its event writes wait for ``release`` before they commit: a database that takes a
+    write and answers long after the deadline."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(StoreConfig(), path)
+        self.release = threading.Event()
+
+    def _write_events_job(self, conn: sqlite3.Connection, *rows: Any) -> None:  # type: ignore[override]
+        self.release.wait(10)
+        SQLiteStore._write_events_job(conn, *rows)
+
+
+async def test_a_write_answering_after_the_deadline_is_waited_for_not_written_twice(tmp_path: Path) -> None:
+    store = StallingSQLiteStore(tmp_path / "filterdns.db")
+    await store.open()
+    sink = StoreSink(store, probe_interval=0.02, deadline=0.1)
+    try:
+        await sink.write_batch([make_event(T0, "late.test")])
+        await asyncio.sleep(0.4)  # several attempts, each waiting for the same write
+        assert sink.down and sink.last_error == "no answer within 0.1 s" and sink.pending == 1
+        store.release.set()
+        await wait_until(lambda: sink.pending == 0)
+        assert not sink.down and names(await all_events(store)) == ["late.test"]
+    finally:
+        store.release.set()
+        await sink.close()
         await store.close()

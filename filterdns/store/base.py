@@ -47,9 +47,9 @@ def error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _forget_outcome(task: asyncio.Future[Any]) -> None:
+def forget_outcome(task: asyncio.Future[Any]) -> None:
     """Collect the outcome of a call given up on, so asyncio does not report it as an
-    exception nobody retrieved."""
+    exception nobody retrieved (a done callback)."""
     if not task.cancelled():
         task.exception()
 
@@ -200,7 +200,7 @@ class StoreBase(ABC):
         self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
     ) -> None:
         """Insert event rows, upsert hourly counts and add the devices behind them, in one
-        transaction."""
+        transaction. The one primitive not run within the deadline (see ``insert_events``)."""
 
     def _abandon(self) -> None:
         """Called when a call ran past its deadline: make it stop if the backend can (the
@@ -217,11 +217,11 @@ class StoreBase(ABC):
             done, _ = await asyncio.wait((task,), timeout=self.settings.call_timeout)
         except asyncio.CancelledError:
             task.cancel()
-            task.add_done_callback(_forget_outcome)
+            task.add_done_callback(forget_outcome)
             raise
         if not done:
             task.cancel()
-            task.add_done_callback(_forget_outcome)
+            task.add_done_callback(forget_outcome)
             self._abandon()
             raise StoreError(f"no answer within {self.settings.call_timeout:g} s")
         return task.result()

@@ -113,7 +113,12 @@ class EventQueries(DeviceQueries):
 
     async def insert_events(self, events: Sequence[QueryEvent]) -> None:
         """Store a batch of events and add them to the hourly counts and the devices behind
-        them, atomically."""
+        them, atomically.
+
+        Unlike every other call, the write itself has no deadline: a write given up on may
+        still commit (a server that stopped after taking the COMMIT), and writing those events
+        again would count them twice. ``StoreSink`` bounds its wait without cancelling, and
+        waits for the outcome of that same write before trying again."""
         if events:
             pseudonyms = await self._device_pseudonyms()
             await self._write_events(

@@ -141,7 +141,7 @@ class PostgresStore(Store):
             except (TimeoutError, OSError, asyncpg.InterfaceError):
                 pool.terminate()
 
-    # Each primitive runs within the store's deadline (``_within_deadline``): asyncpg's own
+    # The primitives run within the store's deadline (``_within_deadline``): asyncpg's own
     # command timeout does not cover giving a connection back to the pool, which waits for
     # a stopped server as long as it is stopped.
 
@@ -153,11 +153,6 @@ class PostgresStore(Store):
 
     async def _query_exclusive(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return await self._within_deadline(self._fetch_exclusive(sql, params))
-
-    async def _write_events(
-        self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
-    ) -> None:
-        await self._within_deadline(self._copy_events(events, hourly, devices))
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         pool = await self._get_pool()
@@ -179,9 +174,10 @@ class PostgresStore(Store):
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", EXCLUSIVE_LOCK)
                 return [dict(record) for record in await conn.fetch(numbered(sql), *params)]
 
-    async def _copy_events(
+    async def _write_events(
         self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
     ) -> None:
+        # No deadline here: see EventQueries.insert_events.
         pool = await self._get_pool()
         with _translated_errors():
             async with pool.acquire() as conn, conn.transaction():

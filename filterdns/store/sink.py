@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from filterdns.resolver.events import QueryEvent
-from filterdns.store.base import StoreError, error_text
+from filterdns.store.base import StoreError, error_text, forget_outcome
 from filterdns.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # batch in milliseconds; one that hangs must not stop the recorder from taking events in
 # (its own queue would fill and drop them while the sink's buffer sat empty).
 HANDOVER_WAIT = 0.5
+# A write that has not answered for this many deadlines is cancelled and its events written
+# again: a server gone for good (not just stopped) may never answer, and the events must
+# not wait for it forever. Only such a write, if it did commit after all, is stored twice.
+GIVE_UP_DEADLINES = 6
 
 
 class StoreSink:
@@ -56,6 +60,7 @@ class StoreSink:
         buffer_limit: int = 50_000,
         chunk_size: int = 5_000,
         probe_interval: float = 1.0,
+        deadline: float = 10.0,
     ) -> None:
         if buffer_limit < 1 or chunk_size < 1:
             raise ValueError("buffer_limit and chunk_size must be positive")
@@ -63,6 +68,9 @@ class StoreSink:
         self._limit = buffer_limit
         self._chunk_size = chunk_size
         self._probe_interval = probe_interval
+        self._deadline = deadline
+        # The write of the oldest events still to answer: (write, how many events, started).
+        self._in_flight: tuple[asyncio.Future[None], int, float] | None = None
         self._buffer: deque[QueryEvent] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._tried = asyncio.Event()  # the writer's first attempt is over (or it ended)
@@ -80,7 +88,10 @@ class StoreSink:
     def for_store(cls, store: Store) -> StoreSink:
         """A sink tuned by the store's own settings."""
         s = store.settings
-        return cls(store, buffer_limit=s.buffer_limit, chunk_size=s.insert_chunk, probe_interval=s.probe_interval)
+        return cls(
+            store, buffer_limit=s.buffer_limit, chunk_size=s.insert_chunk, probe_interval=s.probe_interval,
+            deadline=s.call_timeout,
+        )
 
     @property
     def pending(self) -> int:
@@ -162,18 +173,39 @@ class StoreSink:
         """Write buffered events, oldest first, in chunks; True once all are written."""
         buffer = self._buffer
         while buffer:
-            chunk = list(itertools.islice(buffer, self._chunk_size))
             try:
-                await self.store.insert_events(chunk)
+                written = await self._write_oldest()
             except Exception as exc:
                 self._went_down(exc)
                 return False
-            for _ in chunk:
+            for _ in range(written):
                 buffer.popleft()
             if self.down:
                 self._came_back()
         self._overflowing = False
         return True
+
+    async def _write_oldest(self) -> int:
+        """Write the oldest chunk of the buffer; how many events it held. Waits at most the
+        deadline, without cancelling the write: a write that does not answer in time is
+        kept, and the next attempt waits for its outcome rather than writing the same
+        events again (see ``Store.insert_events``)."""
+        if self._in_flight is None:
+            chunk = list(itertools.islice(self._buffer, self._chunk_size))
+            write = asyncio.ensure_future(self.store.insert_events(chunk))
+            write.add_done_callback(forget_outcome)  # its outcome is read below, if at all
+            self._in_flight = (write, len(chunk), time.monotonic())
+        write, count, started = self._in_flight
+        done, _ = await asyncio.wait((write,), timeout=self._deadline)
+        if not done:
+            if time.monotonic() - started < GIVE_UP_DEADLINES * self._deadline:
+                raise StoreError(f"no answer within {self._deadline:g} s")
+            write.cancel()
+            self._in_flight = None
+            raise StoreError(f"no answer for {GIVE_UP_DEADLINES * self._deadline:g} s; writing those events again")
+        self._in_flight = None
+        write.result()
+        return count
 
     def _went_down(self, exc: Exception) -> None:
         """Count a failed attempt; log only the first of an outage (attempts are many)."""

@@ -250,11 +250,13 @@ class SQLiteStore(Store):
 
     # --- on the event loop ------------------------------------------------------------
 
-    async def _call(self, job: Callable[..., T], *args: Any) -> T:
+    def _submit(self, job: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         if self._closed:
             raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
-        return await self._within_deadline(loop.run_in_executor(self._executor, self._run_job, job, args))
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._run_job, job, args)
+
+    async def _call(self, job: Callable[..., T], *args: Any) -> T:
+        return await self._within_deadline(self._submit(job, *args))
 
     def _abandon(self) -> None:
         """Interrupt the statement that ran past its deadline (``interrupt`` is the one
@@ -292,4 +294,4 @@ class SQLiteStore(Store):
     async def _write_events(
         self, events: list[tuple[Any, ...]], hourly: list[tuple[Any, ...]], devices: list[tuple[Any, ...]]
     ) -> None:
-        await self._call(self._write_events_job, events, hourly, devices)
+        await self._submit(self._write_events_job, events, hourly, devices)  # no deadline: see insert_events
