@@ -147,3 +147,18 @@ def test_the_dockerfile_install_starts_answers_and_serves_the_console(installed:
                 assert page.status == 200 and "<form" in page.read().decode()
             with urllib.request.urlopen(f"{server.console_url}/static/console.css", timeout=10) as style:
                 assert style.status == 200 and style.read()
+
+
+def test_the_readme_runs_the_image_as_the_dockerfile_says() -> None:
+    """One way to run the image, said twice: the README's ``docker run`` uses host networking
+    as the Dockerfile's header does, and its IPv6 command is the image's own with ``[::]:53``
+    added, so neither drifts from the other."""
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    header = " ".join(line.lstrip("# ") for line in DOCKERFILE.read_text().splitlines() if line.startswith("#"))
+    cmd = json.loads(next(args for op, args in instructions(DOCKERFILE.read_text()) if op == "CMD"))
+    assert "docker run -d --name filterdns --network host" in readme
+    assert "docker run -d --name filterdns --network host" in header
+    listen = cmd.index("--listen")
+    with_ipv6 = [*cmd[: listen + 2], "--listen", "[::]:53", *cmd[listen + 2 :]]
+    assert f"filterdns {' '.join(with_ipv6)}" in readme
+    assert "plain HTTP" in readme and "plain HTTP" in header
