@@ -196,7 +196,7 @@ async def test_the_digest_holds_the_weeks_numbers_per_class_and_nothing_private(
     for line in ("33 protected lookups", "9 blocked attempts", "4 searches and videos kept safe",
                  "* Social networks: 7\n  Social networks such as Instagram."):  # fmt: skip
         assert line in seven_b, line
-    assert "* Fewer than 3 blocked attempts, or none, in: Adult content, Online games." in flat(seven_b)
+    assert "* Blocked attempts from fewer than 3 devices, or none, in: Adult content, Online games." in flat(seven_b)
     assert "Full report: https://filter.school.example/reports/7b?week=2026-11-09" in seven_b
     # 8c: 14 lookups, 4 adult blocks; no safe search there, so no such line.
     assert "(Caio)" in eight_c and "14 protected lookups" in eight_c and "4 blocked attempts" in eight_c
@@ -227,9 +227,9 @@ async def test_the_digest_in_brazilian_portuguese_with_a_stricter_threshold(stor
     assert mail.subject == "Segurança on-line na escola: semana de 9 a 15 de novembro"
     for line in ("Semana de 9 a 15 de novembro", "== Turma 7b (Duda) ==", "33 consultas protegidas",
                  "* Redes sociais: 7", "menos de 5 buscas e vídeos mantidos seguros",
-                 "Menos de 5 tentativas bloqueadas, ou nenhuma, em: Conteúdo adulto, Jogos on-line.",
+                 "Tentativas bloqueadas vindas de menos de 5 aparelhos, ou nenhuma, em: Conteúdo adulto, Jogos on-line.",
                  "== Uma dica para as famílias (Redes sociais) ==", "Relatório completo: https://",
-                 "Cancelar inscrição: https://", "Todo número abaixo de 5 aparece como “menos de 5”"):  # fmt: skip
+                 "Cancelar inscrição: https://", "Um número só aparece quando pelo menos 5 aparelhos diferentes o compõem"):  # fmt: skip
         assert line in flat(mail.text), line
     assert '<html lang="pt-BR">' in mail.html and "Relatório completo</a>" in mail.html
 

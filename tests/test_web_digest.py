@@ -90,7 +90,7 @@ async def test_the_digest_reaches_a_real_mail_server_once_and_stops_after_unsubs
     # The week's events of class 7b (the support config blocks adult and games there).
     for line in ("Week of 9–15 November", "== Class 7b (Bia) ==", "33 protected lookups", "9 blocked attempts"):
         assert line in text, line
-    assert "Fewer than 3 blocked attempts, or none, in: Adult content, Online games." in flat(text)
+    assert "Blocked attempts from fewer than 3 devices, or none, in: Adult content, Online games." in flat(text)
     assert "instagram.com" not in text and "10.0.7.21" not in html
     unsubscribe_url = re.search(r"Unsubscribe: (\S+)", text).group(1)
     assert mail["List-Unsubscribe"] == f"<{unsubscribe_url}>"
