@@ -164,9 +164,10 @@ def supported(tag: str | None) -> Language | None:
     return _BY_TAG.get((tag or "").lower())
 
 
-def negotiate(accept_language: str | None) -> Language:
+def negotiate(accept_language: str | None, default: Language = DEFAULT) -> Language:
     """The best supported language for an ``Accept-Language`` header: by quality, an
-    exact tag first, else the same primary language ("pt-PT" and "pt" read pt-BR)."""
+    exact tag first, else the same primary language ("pt-PT" and "pt" read pt-BR); else
+    ``default`` (the school's language, ``reports.language``)."""
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")
@@ -187,13 +188,15 @@ def negotiate(accept_language: str | None) -> Language:
         for language_ in LANGUAGES:
             if language_.tag.lower().split("-")[0] == primary:
                 return language_
-    return DEFAULT
+    return default
 
 
-def choose(*, asked: str | None, saved: str | None, accept_language: str | None) -> Language:
+def choose(
+    *, asked: str | None, saved: str | None, accept_language: str | None, default: Language = DEFAULT
+) -> Language:
     """The language of a page: asked for in the URL, else the account's setting, else the
-    browser's."""
-    return supported(asked) or supported(saved) or negotiate(accept_language)
+    browser's, else ``default`` (the school's)."""
+    return supported(asked) or supported(saved) or negotiate(accept_language, default)
 
 
 # --- per request ------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_unknown_top_level_key_without_a_close_match(tmp_path):
         ("trusted_forwarders: [10.0.0.0/33]\n", "33", "trusted_forwarders[0]", "not an IP address or CIDR network"),
         ("timezone: Mars/Olympus\n", "Mars", "timezone", "'Mars/Olympus' is not an IANA time zone"),
         ("metrics: {listen: 127.0.0.1}\n", "metrics", "metrics.listen", "needs a port"),
+        ("reports: {language: de}\n", "de", "reports.language", "'de' is not a language filterdns speaks: en, pt-BR"),
     ],
 )
 def test_wrong_types_and_values_are_located(tmp_path, text, marker, key, message):
@@ -94,6 +95,11 @@ def test_wrong_types_and_values_are_located(tmp_path, text, marker, key, message
     problem = only_problem(path)
     assert problem.startswith(f"{path}:{line_of(path, marker)}: {key}: ")
     assert message in problem
+
+
+def test_the_schools_language_is_read_as_its_tag(tmp_path):
+    assert load_config(write(tmp_path, "reports: {language: PT-br}\n")).node.reports.language == "pt-BR"
+    assert load_config(write(tmp_path, "reports: {mask_below: 3}\n")).node.reports.language == "en"
 
 
 def test_unknown_category_in_a_group(tmp_path):

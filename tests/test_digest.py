@@ -234,6 +234,19 @@ async def test_the_digest_in_brazilian_portuguese_with_a_stricter_threshold(stor
     assert '<html lang="pt-BR">' in mail.html and "Relatório completo</a>" in mail.html
 
 
+async def test_a_parent_who_never_chose_gets_the_schools_language(store: Store, config: Config):
+    await add_parent(store, "rui@example.org", [("Caio", "7b")])
+    await add_parent(store, "amy@example.org", [("Ben", "7b")], language="en")
+    brazilian = config.with_node(reports=replace(config.node.reports, language="pt-BR"))
+    never_chose = await compose(store, brazilian, "rui@example.org")
+    chose = await compose(store, brazilian, "amy@example.org")
+    assert never_chose is not None and never_chose.language == "pt-BR"
+    assert never_chose.subject.startswith("Segurança on-line na escola")
+    assert chose is not None and chose.language == "en"
+    english_school = await compose(store, config, "rui@example.org")
+    assert english_school is not None and english_school.language == "en"
+
+
 async def test_a_running_week_says_so(store: Store, config: Config):
     await add_parent(store, "ana@example.org", [("Bia", "7b")])
     mail = await compose(store, config, "ana@example.org", now=on(4, 16))  # Friday afternoon

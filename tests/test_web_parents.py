@@ -319,6 +319,9 @@ def test_accept_language_negotiation():
     assert i18n.negotiate("pt;q=0, en;q=0.1").tag == "en"
     assert i18n.negotiate("en-GB,pt-BR;q=0.9").tag == "en"
     assert i18n.negotiate("*").tag == "en" and i18n.negotiate(None).tag == "en"
+    brazilian_school = i18n.language("pt-BR")
+    assert i18n.negotiate("de", brazilian_school).tag == "pt-BR" and i18n.negotiate("en", brazilian_school).tag == "en"
+    assert i18n.choose(asked=None, saved="", accept_language=None, default=brazilian_school).tag == "pt-BR"
     assert i18n.choose(asked="PT-br", saved="en", accept_language="en").tag == "pt-BR"
     assert i18n.choose(asked="xx", saved="", accept_language="pt").tag == "pt-BR"
 

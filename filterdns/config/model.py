@@ -393,9 +393,12 @@ class MailConfig:
 
 @dataclass(frozen=True, slots=True)
 class ReportsConfig:
-    """Parent reports (config section ``reports``): the privacy threshold and the weekly
-    digest's send time, in the policy's time zone."""
+    """Parent reports (config section ``reports``): the school's language, the privacy
+    threshold and the weekly digest's send time, in the policy's time zone."""
 
+    # The school's language (a tag of i18n.LANGUAGES): mail to parents who never chose one,
+    # and family pages and the block page when the browser asks for none we have.
+    language: str = "en"
     mask_below: int = 3  # counts under this show as "fewer than N"
     digest: bool = True  # send the weekly digest (needs mail)
     digest_day: str = "mon"  # a WEEKDAYS key

@@ -179,8 +179,8 @@ class DigestComposer:
         self._secret: str | None = None
 
     async def compose(self, user: User, profile: ParentProfile | None) -> DigestMail | None:
-        """``user``'s digest in their language (English if they chose none), covering the
-        class groups they may see; ``None`` if none of them has a report for the week (no
+        """``user``'s digest in their language (the school's, ``reports.language``, if they
+        chose none), covering the class groups they may see; ``None`` if none of them has a report for the week (no
         groups, groups no longer configured, or a week older than the counts kept)."""
         children: dict[str, list[str]] = {}
         for child, group in profile.children if profile else ():
@@ -194,8 +194,9 @@ class DigestComposer:
             return None
         if self._secret is None:
             self._secret = await unsubscribe_secret(self.store)
+        chosen = (profile.language if profile else "") or self.config.node.reports.language
         return render_digest(
-            user.name, self.week, sections, i18n.language(profile.language if profile else None),
+            user.name, self.week, sections, i18n.language(chosen),
             unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
         )  # fmt: skip
 

@@ -14,7 +14,8 @@ the pages parents use are marked public and check the login here (``family_page`
 applying the gate's other rule too: viewers change nothing.
 
 Parent-facing pages are rendered in the reader's language (``i18n``): the ``lang`` query
-parameter, else the parent's saved choice, else the browser's Accept-Language. The staff
+parameter, else the parent's saved choice, else the browser's Accept-Language, else the
+school's language (``reports.language``). The staff
 pages (/parents, /reports index) are English like the rest of the console.
 """
 
@@ -70,7 +71,10 @@ async def translator_for(request: web.Request, account: str | None = None) -> i1
     saved = profile.language if profile else None
     return i18n.Translator(
         i18n.choose(
-            asked=request.query.get("lang"), saved=saved, accept_language=request.headers.get("Accept-Language")
+            asked=request.query.get("lang"),
+            saved=saved,
+            accept_language=request.headers.get("Accept-Language"),
+            default=i18n.language(control_of(request).config.node.reports.language),
         )
     )
 

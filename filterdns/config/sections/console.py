@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from filterdns import i18n
 from filterdns.config import values as v
 from filterdns.config.model import MailConfig, ReportsConfig, WebConfig, WebSettings
 from filterdns.config.yamlnodes import Reader, default_of
@@ -76,9 +77,9 @@ def read_mail(reader: Reader, base: Path) -> MailConfig:
 
 
 def read_reports(reader: Reader) -> ReportsConfig:
-    """``reports: {mask_below, digest: {enabled, day, time}}``."""
+    """``reports: {language, mask_below, digest: {enabled, day, time}}``."""
     digest = reader.sub("digest")
-    values = reader.fields(ReportsConfig, {"mask_below": v.at_least_one})
+    values = reader.fields(ReportsConfig, {"language": language_tag, "mask_below": v.at_least_one})
     values.update(
         digest.fields(
             ReportsConfig,
@@ -88,3 +89,11 @@ def read_reports(reader: Reader) -> ReportsConfig:
     digest.finish()
     reader.finish()
     return ReportsConfig(**values)
+
+
+def language_tag(value: object) -> str:
+    """A language the catalogues have, written as its tag ("pt-BR"; any case)."""
+    found = i18n.supported(str(value))
+    if found is None:
+        raise ValueError(f"'{value}' is not a language filterdns speaks: {', '.join(x.tag for x in i18n.LANGUAGES)}")
+    return found.tag
