@@ -27,7 +27,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from filterdns.identity.hashing import fill_template
+from filterdns.identity.hashing import chromeos_hash, fill_template
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 from tests.support.server import FilterDnsProcess, base_config
 from tests.support.tls import HOSTNAME, Pki, make_pki
@@ -379,3 +379,28 @@ def test_plain_http_only_from_a_trusted_proxy_which_names_the_client(upstream, p
             ask(STAFF, YEAR7)  # not a trusted proxy: no plain HTTP at all
         assert addresses(dns.message.from_wire(ask(PROXY, f"203.0.113.9, {YEAR7}"))) == [BLOCKED]
         assert addresses(dns.message.from_wire(ask(PROXY, STAFF))) != [BLOCKED]
+
+
+def test_a_new_salt_and_host_name_apply_on_sighup(upstream, pki, tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "roster.csv").write_text(ROSTER)
+    config = school_config(upstream.port, pki)
+    with FilterDnsProcess(config, tmp_path) as process:
+        process.doh, process.dot = process.encrypted_port("HTTPS"), process.encrypted_port("TLS")
+        teacher = "/dns-query/" + chromeos_hash("tess@school.test", "a-new-salt-2027")
+        assert addresses(over_doh(process, pki, "www.tiktok.com", teacher)) == [BLOCKED]  # nobody yet
+        config["identity"] = {"hostname": f"edu.{HOSTNAME}", "salt": "a-new-salt-2027"}
+        process.write_config(config)
+        process.reload()
+        deadline = time.monotonic() + 15
+        while addresses(over_doh(process, pki, "www.tiktok.com", teacher)) == [BLOCKED]:
+            assert time.monotonic() < deadline, "the new salt was not used"
+            time.sleep(0.5)
+        # DoT names now end in the new host name: the old form names nobody (the address does).
+        # The test certificate has no *.edu.dns.school.test: the name is sent, not checked.
+        context = _hostname_context(pki)
+        query = dns.message.make_query("www.tiktok.com", "A")
+        for server_name, blocked in ((f"p-101.edu.{HOSTNAME}", True), (f"p-101.{HOSTNAME}", False)):
+            response = dns.query.tls(query, "127.0.0.1", port=process.dot, ssl_context=context,
+                                     server_hostname=server_name, timeout=5)
+            assert (addresses(response) == [BLOCKED]) is blocked, server_name

@@ -141,8 +141,10 @@ class EncryptedDns:
                 log.info("listening for %s on %s", label, endpoint)
 
     def config_changed(self, config: Config) -> None:
-        """A new policy may rename groups: the roster is checked against them again."""
+        """A new policy may rename groups, a reloaded file change the salt or the host name:
+        the roster is read again, and DoT names are read against the new host name."""
         self.config = config
+        self._names.hostname = config.node.identity.hostname
         self._stamp = _RELOAD
 
     async def refresh_roster(self) -> None:
