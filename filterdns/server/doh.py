@@ -36,7 +36,7 @@ from filterdns.server.doh_request import (
     dns_response_headers,
     reply_error,
 )
-from filterdns.server.tcp import TcpConnections
+from filterdns.server.tcp import TcpConnections, send_at_once
 
 log = logging.getLogger("filterdns.server")
 
@@ -101,6 +101,7 @@ class DohConnection(asyncio.Protocol):
         if not self.server.connections.admit(self, self.peer):
             transport.close()
             return
+        send_at_once(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._session = self._new_session(ssl_object.selected_alpn_protocol() == "h2")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Awaitable, Callable
 
 from filterdns.identity.roster import Identity
@@ -22,6 +23,18 @@ log = logging.getLogger("filterdns.server")
 
 # A client that sends more than this many queries without reading answers is cut off.
 MAX_IN_FLIGHT_PER_CONNECTION = 100
+
+
+def send_at_once(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off: an answer is one small write that must not wait for the
+    client's delayed ACK of the previous one (uvloop does this already, the standard loop
+    not for TLS connections)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the connection is already gone; connection_lost follows
 
 
 class TcpConnections:
@@ -96,6 +109,7 @@ class DnsTcpProtocol(asyncio.Protocol):
         if not self._connections.admit(self, self._peer):
             transport.close()
             return
+        send_at_once(transport)
         if self._connections.identify is not None:
             self._identity = self._connections.identify(transport)
         self._arm_idle_timer()
