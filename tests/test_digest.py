@@ -16,7 +16,7 @@ import pytest
 
 from filterdns import i18n
 from filterdns.config.loader import load_config
-from filterdns.config.model import Config, ReportsConfig
+from filterdns.config.model import AlertRule, Config, ReportsConfig
 from filterdns.links import UNSUBSCRIBE_SECRET, token_account
 from filterdns.reports.digest import DigestComposer, DigestMail, digest_week, week_label
 from filterdns.reports.digest_job import LATE_LIMIT, DigestJob, last_send_moment
@@ -193,13 +193,14 @@ async def test_the_digest_holds_the_weeks_numbers_per_class_and_nothing_private(
     # blocks just outside the week are not counted.
     seven_b, eight_c = text.split("== Class 8c")
     assert "== Class 7b (Bia <Silva>) ==" in seven_b
-    for line in ("33 protected lookups", "9 blocked attempts", "4 searches and videos kept safe",
+    for line in ("33 protected lookups", "9 blocked lookups", "4 searches and videos kept safe",
                  "* Social networks: 7\n  Social networks such as Instagram."):  # fmt: skip
         assert line in seven_b, line
-    assert "* Blocked attempts from fewer than 3 devices, or none, in: Adult content, Online games." in flat(seven_b)
+    assert "* Blocked lookups from fewer than 3 devices in: Online games." in flat(seven_b)
+    assert "* No blocked lookups in: Adult content." in flat(seven_b)
     assert "Full report: https://filter.school.example/reports/7b?week=2026-11-09" in seven_b
     # 8c: 14 lookups, 4 adult blocks; no safe search there, so no such line.
-    assert "(Caio)" in eight_c and "14 protected lookups" in eight_c and "4 blocked attempts" in eight_c
+    assert "(Caio)" in eight_c and "14 protected lookups" in eight_c and "4 blocked lookups" in eight_c
     assert "* Adult content: 4\n  Adult sites." in eight_c and "kept safe" not in eight_c.split("A tip")[0]
     # The tip is about the category blocked most.
     assert "== A tip for families (Social networks) ==" in text
@@ -227,11 +228,25 @@ async def test_the_digest_in_brazilian_portuguese_with_a_stricter_threshold(stor
     assert mail.subject == "Segurança on-line na escola: semana de 9 a 15 de novembro"
     for line in ("Semana de 9 a 15 de novembro", "== Turma 7b (Duda) ==", "33 consultas protegidas",
                  "* Redes sociais: 7", "menos de 5 buscas e vídeos mantidos seguros",
-                 "Tentativas bloqueadas vindas de menos de 5 aparelhos, ou nenhuma, em: Conteúdo adulto, Jogos on-line.",
+                 "Acessos bloqueados vindos de menos de 5 aparelhos em: Jogos on-line.",
+                 "Nenhum acesso bloqueado em: Conteúdo adulto.",
                  "== Uma dica para as famílias (Redes sociais) ==", "Relatório completo: https://",
-                 "Cancelar inscrição: https://", "Um número só aparece quando pelo menos 5 aparelhos diferentes o compõem"):  # fmt: skip
+                 "Cancelar inscrição: https://", "Um número só aparece quando pelo menos 5 aparelhos diferentes o compõem",
+                 "por 30 dias, ela pode consultar o registro do filtro", "guardadas por 400 dias"):  # fmt: skip
         assert line in flat(mail.text), line
     assert '<html lang="pt-BR">' in mail.html and "Relatório completo</a>" in mail.html
+
+
+async def test_the_privacy_sentences_say_what_staff_see_and_how_long_from_the_config(store: Store, config: Config):
+    await add_parent(store, "ana@example.org", [("Bia", "7b")])
+    kept = config.with_node(store=replace(config.node.store, raw_events_days=14, aggregates_days=90))
+    watched = kept.with_policy(alert_rules=(AlertRule(name="worry", categories=("self-harm",), email=("dsl@example.org",)),))
+    text = flat((await compose(store, kept, "ana@example.org")).text)
+    assert "for 14 days they can search the filter's log" in text and "kept for 90 days, then deleted" in text
+    assert "to reduce the risk of identifying a pupil" in text and "alerted" not in text
+    assert "never shows" not in text and "blocked attempts" not in text
+    text = flat((await compose(store, watched, "ana@example.org")).text)
+    assert "so that they can check that the pupil is safe: Self-harm and suicide." in text
 
 
 async def test_a_parent_who_never_chose_gets_the_schools_language(store: Store, config: Config):

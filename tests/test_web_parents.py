@@ -298,7 +298,7 @@ async def test_language_from_the_browser_the_setting_and_the_url(console: Consol
     assert '<html lang="en">' in english and REPORT_TITLE in english
     portuguese = await page(console, "/reports/7b", **{"Accept-Language": "pt-PT,pt;q=0.9,en;q=0.8"})
     assert '<html lang="pt-BR">' in portuguese and PT_REPORT_TITLE in portuguese
-    assert "Tentativas bloqueadas" in portuguese and "Dicas para as famílias" in portuguese
+    assert "Acessos bloqueados" in portuguese and "Dicas para as famílias" in portuguese
     assert 'id="lang-en"' in portuguese and 'id="lang-pt-BR"' in portuguese
     # ?lang= wins and is kept in the page's links.
     chosen = await page(console, "/reports/7b?lang=en", **{"Accept-Language": "pt-BR"})
@@ -335,7 +335,7 @@ def extracted_messages() -> set[str]:
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
-        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/i18n.py",
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/i18n.py",
         "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip

@@ -29,6 +29,7 @@ from filterdns import i18n
 from filterdns.config.model import Config
 from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_token
 from filterdns.reports.guidance import GENERAL_TIP
+from filterdns.reports.privacy import PrivacyFacts
 from filterdns.reports.weekly import ReportSettings, Week, WeeklyReport, find_group, load_report
 from filterdns.store import Store, User
 from filterdns.store.parents import ParentProfile
@@ -102,12 +103,12 @@ def week_label(week: Week, translator: i18n.Translator) -> str:
 
 
 def family_tip(reports: Sequence[WeeklyReport], week: Week) -> Tip:
-    """One tip: about the category with the most blocked attempts shown this week; when
-    every count is masked, about one of the classes' blocked categories, taking turns week
+    """One tip: about the category with the most blocked lookups shown this week; when
+    no count is shown, about one of the classes' blocked categories, taking turns week
     by week (the same for everyone that week); else the general tip."""
     lines = list({line.category: line for report in reports for line in report.categories}.values())
     turn = week.start.toordinal() // 7
-    shown = [line for line in lines if not line.blocked.masked]
+    shown = [line for line in lines if line.blocked.value]
     if shown:
         line = max(shown, key=lambda line: line.blocked.value or 0)
     elif lines:
@@ -139,9 +140,11 @@ def wrap(text: str, width: int = 72) -> str:
 
 
 def render_digest(
-    recipient: str, week: Week, sections: Sequence[ClassSection], language: i18n.Language, *, unsubscribe_url: str
-) -> DigestMail:
-    """The digest mail of ``sections`` (the classes' reports of ``week``), in ``language``."""
+    recipient: str, week: Week, sections: Sequence[ClassSection], language: i18n.Language, *,
+    privacy: PrivacyFacts, unsubscribe_url: str,
+) -> DigestMail:  # fmt: skip
+    """The digest mail of ``sections`` (the classes' reports of ``week``), in ``language``,
+    ending with what the school keeps and who sees it (``privacy``)."""
     translator = i18n.Translator(language)
     label = week_label(week, translator)
     context = {
@@ -150,6 +153,7 @@ def render_digest(
         "finished": all(section.report.finished for section in sections),
         "sections": sections,
         "mask_below": sections[0].report.mask_below if sections else 0,
+        "privacy": privacy.sentences(translator),
         "tip": family_tip([section.report for section in sections], week),
         "unsubscribe_url": unsubscribe_url,
     }
@@ -196,7 +200,7 @@ class DigestComposer:
             self._secret = await unsubscribe_secret(self.store)
         chosen = (profile.language if profile else "") or self.config.node.reports.language
         return render_digest(
-            user.name, self.week, sections, i18n.language(chosen),
+            user.name, self.week, sections, i18n.language(chosen), privacy=PrivacyFacts.of(self.config),
             unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
         )  # fmt: skip
 

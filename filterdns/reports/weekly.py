@@ -9,7 +9,8 @@ data holds:
 * the report is per class group: no domain names, clients or devices ever enter it (the
   hourly counts hold none; the devices behind them are pseudonyms, only counted);
 * every figure that fewer than ``ReportSettings.mask_below`` distinct devices stand behind
-  (zero included) becomes a ``Count`` without a value, shown as "fewer than 3": one
+  (but zero: no device, nobody to single out) becomes a ``Count`` without a value, shown
+  as "fewer than 3"; a zero is shown as "none". One
   device's three attempts identify a child as surely as one attempt does. Masked
   categories are listed in policy order, not by their hidden size;
 * nothing older than the store's aggregate retention is read, and the trend only shows
@@ -67,8 +68,9 @@ class Count:
 
     @classmethod
     def of(cls, n: int, devices: int, mask_below: int) -> Count:
-        """``n``, unless fewer than ``mask_below`` distinct devices make it up."""
-        return cls(n if devices >= mask_below else None)
+        """``n``, unless fewer than ``mask_below`` distinct devices make it up; zero is
+        always shown (it singles out nobody), as "none"."""
+        return cls(n if n == 0 or devices >= mask_below else None)
 
     @property
     def masked(self) -> bool:
@@ -204,7 +206,8 @@ def _category_lines(
     policy: PolicySummary, blocked: Mapping[str, _Tally], categories: Sequence[CategoryConfig], mask_below: int
 ) -> tuple[CategoryLine, ...]:
     """Every category the class's policy blocks, and any other that blocked something this
-    week; shown counts biggest first, then the masked ones in policy order."""
+    week; shown counts biggest first, then the masked ones, then those with none, both in
+    policy order."""
     descriptions = {c.name: c.description for c in categories}
     scheduled: dict[str, list[str]] = {}
     for schedule, names in policy.during:
@@ -239,8 +242,8 @@ def _category_lines(
                 tips=guidance.tips,
             )
         )
-    shown = sorted((line for line in lines if not line.blocked.masked), key=lambda line: -(line.blocked.value or 0))
-    return (*shown, *(line for line in lines if line.blocked.masked))
+    shown = sorted((line for line in lines if line.blocked.value), key=lambda line: -(line.blocked.value or 0))
+    return (*shown, *(line for line in lines if line.blocked.masked), *(line for line in lines if line.blocked.value == 0))
 
 
 def build_report(

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from filterdns import i18n
+from filterdns.reports.privacy import PrivacyFacts
 from filterdns.store import User
 from filterdns.web.common import Handler, control_of, principal_of, public, redirect, render
 from filterdns.web.security import UNSAFE_METHODS
@@ -84,7 +85,8 @@ async def family_render(
     translator: i18n.Translator | None = None,
 ) -> web.Response:  # fmt: skip
     """Render a parent-facing page in the reader's language, with the language switcher
-    (links to this page with ``lang`` set) and ``link`` (a path keeping a chosen ``lang``)."""
+    (links to this page with ``lang`` set), ``link`` (a path keeping a chosen ``lang``) and
+    ``privacy`` (what the school keeps and who sees it, from the configuration)."""
     translator = translator or await translator_for(request)
     asked = i18n.supported(request.query.get("lang"))
 
@@ -93,7 +95,11 @@ async def family_render(
         return f"{path}?{urlencode(query)}" if query else path
 
     switcher = [(language, str(request.rel_url.update_query(lang=language.tag))) for language in i18n.LANGUAGES]
-    merged = {"i18n": translator, "switcher": switcher, "link": link, "request_lang": asked.tag if asked else "", **context}
+    privacy = PrivacyFacts.of(control_of(request).config).sentences(translator)
+    merged = {
+        "i18n": translator, "switcher": switcher, "link": link, "request_lang": asked.tag if asked else "",
+        "privacy": privacy, **context,
+    }  # fmt: skip
     return await render(request, template, merged, status=status)
 
 

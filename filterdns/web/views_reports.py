@@ -44,7 +44,7 @@ STAFF_REPORT_ROLES = ("admin", "teacher", "viewer")
 
 
 def trend_chart(report: WeeklyReport, translator: i18n.Translator) -> Markup:
-    """Blocked attempts per week; a masked week draws no bar (its table row says why)."""
+    """Blocked lookups per week; a masked week draws no bar (its table row says why)."""
     bars = [
         Bar(
             f"{point.week.start.day:02d}/{point.week.start.month:02d}",
@@ -55,8 +55,8 @@ def trend_chart(report: WeeklyReport, translator: i18n.Translator) -> Markup:
     ]
     return stacked_bars(
         bars,
-        [Series("blocked", translator.gettext(i18n.N_("Blocked attempts")))],
-        title=translator.gettext(i18n.N_("Blocked attempts per week")),
+        [Series("blocked", translator.gettext(i18n.N_("Blocked lookups")))],
+        title=translator.gettext(i18n.N_("Blocked lookups per week")),
     )
 
 
