@@ -366,3 +366,25 @@ def test_a_domain_name_holding_html_is_shown_as_text(site: Site, admin: Console)
     assert f"{text} for year8" in page.inner_text("#explanation h2")
     assert page.locator("main img").count() == 0
     assert admin.dialogs == []
+
+
+def test_a_pasted_address_blocks_its_site_and_junk_gets_a_plain_sentence(site: Site, admin: Console) -> None:
+    """#20 item 2 in the browser: the address bar pasted into a deny list blocks the site it
+    names, and the page says which name it took; a typo is refused in words, not YAML paths."""
+    name = "www.pasted.example"
+    assert a_records(site, name, YEAR7) == [address_for(name)]
+    page = admin.open("/groups/year7")
+    page.fill("#new-deny", f"https://{name}/@someone?tab=videos")
+    page.click("#add-deny")
+    page.wait_for_url(re.compile(r"/groups/year7\?saved=\d+"))
+    assert f"Took {name} from the address you pasted." in page.inner_text("#notice")
+    assert name in page.locator("#lists").inner_text()
+    reaches_dns(lambda: a_records(site, name, YEAR7) == BLOCKED)
+
+    page.fill("#new-deny", "pasted example")
+    page.click("#add-deny")
+    page.wait_for_load_state()
+    problems = page.inner_text("#form-errors")
+    assert "'pasted example' is not a domain name: it has a space in it" in problems
+    assert "policy:" not in problems and "deny[" not in problems
+    assert page.input_value("#new-deny") == "pasted example"

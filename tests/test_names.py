@@ -52,8 +52,10 @@ def test_normalize_domain_total_length() -> None:
 
 def test_domain_name_says_what_is_wrong_in_a_sentence() -> None:
     assert domain_name(" Bücher.Example. ") == "xn--bcher-kva.example"
-    with pytest.raises(ValueError, match=r"^'10\.0\.0\.1' is not a domain name$"):
+    with pytest.raises(ValueError, match=r"^'10\.0\.0\.1' is not a domain name: it is an IP address$"):
         domain_name(" 10.0.0.1 ")
+    with pytest.raises(ValueError, match=r"^'tiktok com' is not a domain name: it has a space in it"):
+        domain_name("tiktok com")
 
 
 def test_config_lists_use_the_same_form(tmp_path: Path) -> None:

@@ -169,6 +169,53 @@ async def test_every_group_form_makes_the_right_edit(console):
     assert response.status == 303 and group(console.control, "7b").block_mode is None
 
 
+async def test_domains_are_kept_in_one_form_shown_in_unicode_and_read_out_of_pasted_addresses(console):
+    """#20 item 2: what staff type or paste into a list form is stored, shown and removed as
+    one name; an address gives its host name, and that is said; junk gets a plain sentence."""
+    token = await console.logged_in("ada")
+    assert (await console.post("/groups/7b/lists", {"list": "deny", "action": "add", "domain": "Bücher.de"}, token)).status == 303
+    assert group(console.control, "7b").deny_domains == ("xn--bcher-kva.de",)
+    text = await console.page("/groups/7b")
+    assert '<span class="name">bücher.de</span>' in text and 'value="xn--bcher-kva.de"' in text
+    assert "bücher.de" in await console.page("/lists")  # the groups' own lists, too
+    # Removed by the name the page posts back, and by the name as people type it.
+    assert (await console.post("/groups/7b/lists", {"list": "deny", "action": "remove", "domain": "xn--bcher-kva.de"}, token)).status == 303
+    await console.post("/lists", {"list": "deny", "action": "add", "domain": "bücher.de"}, token)
+    assert (await console.post("/lists", {"list": "deny", "action": "remove", "domain": "BÜCHER.de"}, token)).status == 303
+    assert group(console.control, "7b").deny_domains == () and console.control.config.policy.deny_domains == ()
+
+    pasted = {"list": "deny", "action": "add", "domain": "https://www.tiktok.com/@someone"}
+    response = await console.post("/groups/7b/lists", pasted, token)
+    assert response.status == 303
+    assert group(console.control, "7b").deny_domains == ("www.tiktok.com",)
+    assert "from the address https://www.tiktok.com/@someone" in console.control.applied[-1][2]  # the revision's comment
+    text = await console.page(response.headers["Location"])
+    assert "Took www.tiktok.com from the address you pasted." in text
+    # The note is the console's word for this session only: a link cannot make it up.
+    assert "Took" not in await console.page("/groups/7b?saved=1&took=evil.example.AAAA")
+    response = await console.post("/lists", {**pasted, "domain": "tiktok.com/@someone"}, token)
+    assert "Took tiktok.com from the address you pasted." in await console.page(response.headers["Location"])
+
+    original = console.control.policy_text
+    for typed, sentence in (
+        ("<script>alert(1)</script>", "it may only have letters, digits, hyphens and dots"),
+        ("tiktok com", "it has a space in it"),
+        ("https:///@someone", "is a web address without a site name in it"),
+    ):
+        for path in ("/groups/7b/lists", "/lists"):
+            response = await console.post(path, {"list": "allow", "action": "add", "domain": typed}, token)
+            text = await response.text()
+            problems = text[text.index('id="form-errors"') :][:400]
+            assert response.status == 422 and sentence in problems and "policy:" not in problems, (path, typed, problems)
+            assert html.escape(typed) in text  # what was typed stays in the form
+    assert console.control.policy_text == original
+
+    assert (await console.post("/overrides", {"kind": "block", "group": "7b", "domain": "https://bücher.de/x", "minutes": "30"}, token)).status == 303
+    assert [o.domain for o in console.control.active_overrides()] == ["xn--bcher-kva.de"]
+    assert "Block <span class=\"name\">bücher.de</span>" in await console.page("/overrides")
+    assert "bücher.de" in await console.page("/check?name=https://B%C3%BCcher.de/x&group=7b")
+
+
 async def test_validation_problems_are_shown_next_to_the_form_with_what_was_typed(console):
     token = await console.logged_in("ada")
     before = len(console.control.applied)

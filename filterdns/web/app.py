@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from filterdns import i18n
 from filterdns.accounts.passwords import Passwords
+from filterdns.names import display_domain
 from filterdns.reports.guidance import category_guidance
 from filterdns.store import StoreError
 from filterdns.ui import STATIC_DIR, TEMPLATES_DIR
@@ -133,6 +134,7 @@ def create_app(
     env.filters["localtime"] = lambda ts, pattern="%Y-%m-%d %H:%M:%S": format_time(ts, zone_of_app(app), pattern)
     i18n.install(env)  # the pages families read are translated
     env.filters["category_title"] = lambda name: category_guidance(name).title
+    env.filters["display_domain"] = display_domain  # bücher.de, not xn--bcher-kva.de
 
     app.router.add_static("/static", STATIC_DIR, name="static")
     app.router.add_get("/healthz", healthz)

@@ -24,6 +24,7 @@ from filterdns.web.common import (
     user_of,
     zone_of,
 )
+from filterdns.web.domain_input import name_to_look_up
 
 VERDICT_WORDS = {"allow": "Allowed", "block": "Blocked", "rewrite": "Answered with a safe-search address"}
 
@@ -33,9 +34,9 @@ def explain_for(request: web.Request, query: Mapping[str, str]) -> Explanation:
     concerns. ValueError for bad input (no name, unknown group, bad address or time)."""
     user = user_of(request)
     zone = zone_of(request)
-    name = query.get("name", "").strip()
-    if not name:
+    if not query.get("name", "").strip():
         raise ValueError("type a domain name to check")
+    name = name_to_look_up(query["name"])
     group = query.get("group", "").strip() or None
     client = query.get("client", "").strip() or None
     if client is None and group is None:

@@ -23,11 +23,13 @@ from aiohttp import web
 
 from filterdns.config.loader import ConfigError
 from filterdns.config.model import CategoryConfig
+from filterdns.names import typed_domain
 from filterdns.policy import document
 from filterdns.policy.categories import INLINE_LOCATION, SourceStatus
 from filterdns.policy.listhealth import over_share
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.domain_input import list_change, took_query
 from filterdns.web.views_policy import (
     CHANGE_ROLES,
     READ_ROLES,
@@ -35,7 +37,6 @@ from filterdns.web.views_policy import (
     apply_change,
     comment_for,
     lines_of,
-    list_change,
     notice,
     problems_of,
 )
@@ -155,7 +156,7 @@ def _category_change(form: Mapping[str, Any], name: str) -> Edit:
         raise ValueError("a list URL starts with http:// or https://")
     if list_format not in LIST_FORMATS:
         raise ValueError(f"the list format is one of {', '.join(LIST_FORMATS)}")
-    domains = lines_of(str(form.get("domains", "")))
+    domains = [typed_domain(line).name for line in lines_of(str(form.get("domains", "")))]
     return lambda doc: document.add_custom_category(
         doc, name, description, domains=domains, url=url or None, list_format=list_format
     )
@@ -283,7 +284,7 @@ async def change_lists(request: web.Request) -> web.StreamResponse:
         revision = await apply_change(request, change, comment_for(form, what))
     except (ConfigError, ValueError, KeyError) as error:
         return await _lists_page(request, typed=typed, problems=problems_of(error), status=422)
-    raise web.HTTPSeeOther(f"/lists?saved={revision}#{form.get('list', '')}")
+    raise web.HTTPSeeOther(f"/lists?saved={revision}{took_query(request, form)}#{form.get('list', '')}")
 
 
 def setup(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from typing import cast
 
 from aiohttp import web
 
+from filterdns.names import typed_domain
 from filterdns.store import Override, User
 from filterdns.store.policy import OverrideKind
 from filterdns.web.auth import can_change_group, can_see_group, group_picker, require
@@ -27,6 +28,7 @@ from filterdns.web.common import (
     render,
     user_of,
 )
+from filterdns.web.domain_input import took_note, took_query
 
 CHANGE_ROLES = ("admin", "teacher")
 
@@ -61,7 +63,8 @@ class OverrideRequest:
 def parse_override(data: Mapping[str, object]) -> OverrideRequest:
     """The override a form or API body asks for. A typed domain wins over the category
     picked in the select box, so the form needs no extra "category or domain" switch."""
-    domain = str(data.get("domain") or "").strip()
+    typed = str(data.get("domain") or "").strip()
+    domain = typed_domain(typed).name if typed else ""
     category = "" if domain else str(data.get("category") or "").strip()
     given = data.get("minutes")
     try:
@@ -131,7 +134,7 @@ async def _page(request: web.Request, *, form: Mapping[str, object], errors: lis
             "form": form,
             "overrides": overrides,
             "errors": errors,
-            "notice": NOTICES.get(request.query.get("done", ""), ""),
+            "notice": " ".join(filter(None, (NOTICES.get(request.query.get("done", ""), ""), took_note(request)))),
         },
         status=status,
     )
@@ -157,7 +160,7 @@ async def add_override(request: web.Request) -> web.StreamResponse:
         await grant(request, parse_override(form))
     except ValueError as exc:
         return await _page(request, form=_form(request, form), errors=[str(exc)], status=422)
-    raise web.HTTPSeeOther("/overrides?done=added")
+    raise web.HTTPSeeOther(f"/overrides?done=added{took_query(request, form)}")
 
 
 @require(*CHANGE_ROLES)

@@ -31,6 +31,7 @@ from filterdns.policy import document
 from filterdns.store import DAY, StoreError
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.domain_input import list_change, took_note, took_query
 
 READ_ROLES = ("admin", "viewer")
 CHANGE_ROLES = ("admin",)
@@ -94,7 +95,7 @@ def notice(request: web.Request) -> str:
     """The "saved" line after a redirect. Only a revision number comes from the query string,
     never text, so a link cannot make the console say something it did not."""
     revision = request.query.get("saved", "")
-    return NOTICE.format(revision=revision) if revision.isdigit() else ""
+    return " ".join(filter(None, (NOTICE.format(revision=revision) if revision.isdigit() else "", took_note(request))))
 
 
 def group_url(name: str, query: str = "") -> str:
@@ -332,27 +333,6 @@ def _block_mode_change(name: str, form: MultiMapping[Any]) -> SectionEdit:
     return "block mode", lambda doc: document.set_group_block_mode(doc, name, mode or None), {"mode": mode}
 
 
-LIST_EDITS = {
-    ("allow", "add"): document.add_to_allow,
-    ("allow", "remove"): document.remove_from_allow,
-    ("deny", "add"): document.add_to_deny,
-    ("deny", "remove"): document.remove_from_deny,
-}
-
-
-def list_change(group: str | None, form: MultiMapping[Any]) -> SectionEdit:
-    """Add a domain to or remove one from an allow or deny list: a group's, or the global
-    one when ``group`` is None (the allow & deny page uses this too)."""
-    which, action = str(form.get("list", "")), str(form.get("action", "add"))
-    domain = str(form.get("domain", "")).strip()
-    edit = LIST_EDITS.get((which, action))
-    if edit is None:
-        raise ValueError("pick the allow or the deny list")
-    where = "the" if group else "the global"
-    what = f"{action} {domain} {'to' if action == 'add' else 'from'} {where} {which} list"
-    return what, lambda doc: edit(doc, domain, group), {f"new_{which}": domain} if action == "add" else None
-
-
 SECTIONS: dict[str, Callable[[str, MultiMapping[Any]], SectionEdit]] = {
     "details": _details_change,
     "categories": _categories_change,
@@ -382,7 +362,7 @@ async def change_group(request: web.Request) -> web.StreamResponse:
         return await _group_page(request, _group_or_404(request), SectionResult(section, [str(error)]))
     except (ConfigError, ValueError, KeyError) as error:
         return await _group_page(request, group, SectionResult(section, problems_of(error), typed))
-    raise web.HTTPSeeOther(group_url(group.name, f"saved={revision}") + f"#{section}")
+    raise web.HTTPSeeOther(group_url(group.name, f"saved={revision}{took_query(request, form)}") + f"#{section}")
 
 
 @require(*CHANGE_ROLES)

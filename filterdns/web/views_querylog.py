@@ -27,6 +27,7 @@ from filterdns.web.common import (
     user_of,
     zone_of,
 )
+from filterdns.web.domain_input import name_to_look_up
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -47,7 +48,7 @@ def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo, config: C
         groups=scope_filter(user, query.get("group", "").strip() or None),
         client=query.get("client", "").strip() or None,
         pupil=query.get("pupil", "").strip() or None,
-        domain=query.get("domain", "").strip() or None,
+        domain=name_to_look_up(query.get("domain", "")) or None,
         name_contains=query.get("contains", "").strip() or None,
         verdict=verdict or None,
         category=query.get("category", "").strip() or None,
