@@ -102,6 +102,14 @@ def test_the_schools_language_is_read_as_its_tag(tmp_path):
     assert load_config(write(tmp_path, "reports: {mask_below: 3}\n")).node.reports.language == "en"
 
 
+def test_the_safeguarding_contact(tmp_path):
+    text = "reports:\n  safeguarding_contact: {name: Ana Souza, email: orientacao@escola.example, phone: '188'}\n"
+    contact = load_config(write(tmp_path, text)).node.reports.safeguarding_contact
+    assert (contact.name, contact.role, contact.email, contact.phone) == ("Ana Souza", "", "orientacao@escola.example", "188")
+    bad = write(tmp_path, "reports:\n  safeguarding_contact: {email: nobody}\n")
+    assert "reports.safeguarding_contact.email: 'nobody' is not a mail address" in only_problem(bad)
+
+
 def test_unknown_category_in_a_group(tmp_path):
     path = write(tmp_path, CATEGORIES, "groups:\n  year7:\n    block: [socail]\n")
     assert only_problem(path) == (

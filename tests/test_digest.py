@@ -10,17 +10,19 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from filterdns import i18n
 from filterdns.config.loader import load_config
-from filterdns.config.model import AlertRule, Config, ReportsConfig
+from filterdns.config.model import AlertRule, Config, ReportsConfig, SafeguardingContact
 from filterdns.links import UNSUBSCRIBE_SECRET, token_account
 from filterdns.reports.digest import DigestComposer, DigestMail, digest_week, week_label
 from filterdns.reports.digest_job import LATE_LIMIT, DigestJob, last_send_moment
 from filterdns.reports.guidance import CATEGORIES
+from filterdns.reports.help import COUNTRY_HELP
 from filterdns.reports.weekly import Week
 from filterdns.resolver.events import QueryEvent
 from filterdns.store import Store, StoreConfig, open_store
@@ -247,6 +249,31 @@ async def test_the_privacy_sentences_say_what_staff_see_and_how_long_from_the_co
     assert "never shows" not in text and "blocked attempts" not in text
     text = flat((await compose(store, watched, "ana@example.org")).text)
     assert "so that they can check that the pupil is safe: Self-harm and suicide." in text
+
+
+async def test_help_comes_from_the_schools_country_and_contact(store: Store, config: Config):
+    await add_parent(store, "ana@example.org", [("Bia", "7b")])
+    text = flat((await compose(store, config, "ana@example.org")).text)
+    assert "At school: Designated safeguarding lead (ask the school office)" in text
+    assert "* Childline, 0800 1111:" in text and "* Samaritans, 116 123:" in text and "CVV" not in text
+    assert "cannot promise to keep what you tell it secret" in text
+    contact = SafeguardingContact(name="Ana Souza", email="orientacao@escola.example", phone="(11) 3000-0000")
+    brazilian = config.with_node(reports=replace(config.node.reports, language="pt-BR", safeguarding_contact=contact))
+    mail = await compose(store, brazilian, "ana@example.org")
+    text = flat(mail.text)
+    assert "Na escola: Ana Souza, Coordenação pedagógica ou orientação educacional, (11) 3000-0000, orientacao@escola.example" in text
+    assert "* CVV – Centro de Valorização da Vida, 188:" in text and "* Disque 100, 100:" in text and "Conselho Tutelar" in text
+    assert "(ECA, artigos 13 e 245)" in text and "Childline" not in text
+    assert 'href="https://cvv.org.br/"' in mail.html and "mailto:orientacao@escola.example" in mail.html
+
+
+def test_every_language_has_its_countrys_help_and_their_sites_stay_reachable():
+    example = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
+    essential = set(example.policy.essential_names)
+    for language in i18n.LANGUAGES:
+        for line in COUNTRY_HELP[language.tag].helplines:
+            host = urlsplit(line.url).hostname or ""
+            assert any(host == name or host.endswith("." + name) for name in essential), line.url
 
 
 async def test_a_parent_who_never_chose_gets_the_schools_language(store: Store, config: Config):

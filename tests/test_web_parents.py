@@ -335,7 +335,7 @@ def extracted_messages() -> set[str]:
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
-        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/i18n.py",
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/i18n.py",
         "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip

@@ -392,6 +392,18 @@ class MailConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SafeguardingContact:
+    """The person families may call when worried about a child (``reports.safeguarding_contact``),
+    shown on the family pages and in the digest. ``role`` is in the school's words; left
+    empty, families read their country's usual title for it."""
+
+    name: str = ""
+    role: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReportsConfig:
     """Parent reports (config section ``reports``): the school's language, the privacy
     threshold and the weekly digest's send time, in the policy's time zone."""
@@ -400,6 +412,7 @@ class ReportsConfig:
     # and family pages and the block page when the browser asks for none we have.
     language: str = "en"
     mask_below: int = 3  # counts under this show as "fewer than N"
+    safeguarding_contact: SafeguardingContact = SafeguardingContact()
     digest: bool = True  # send the weekly digest (needs mail)
     digest_day: str = "mon"  # a WEEKDAYS key
     digest_time: str = "07:30"  # HH:MM

@@ -29,6 +29,7 @@ from filterdns import i18n
 from filterdns.config.model import Config
 from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_token
 from filterdns.reports.guidance import GENERAL_TIP
+from filterdns.reports.help import SchoolHelp
 from filterdns.reports.privacy import PrivacyFacts
 from filterdns.reports.weekly import ReportSettings, Week, WeeklyReport, find_group, load_report
 from filterdns.store import Store, User
@@ -141,10 +142,11 @@ def wrap(text: str, width: int = 72) -> str:
 
 def render_digest(
     recipient: str, week: Week, sections: Sequence[ClassSection], language: i18n.Language, *,
-    privacy: PrivacyFacts, unsubscribe_url: str,
+    privacy: PrivacyFacts, school_help: SchoolHelp, unsubscribe_url: str,
 ) -> DigestMail:  # fmt: skip
     """The digest mail of ``sections`` (the classes' reports of ``week``), in ``language``,
-    ending with what the school keeps and who sees it (``privacy``)."""
+    ending with where to get help (``school_help``) and what the school keeps and who sees it
+    (``privacy``)."""
     translator = i18n.Translator(language)
     label = week_label(week, translator)
     context = {
@@ -154,6 +156,7 @@ def render_digest(
         "sections": sections,
         "mask_below": sections[0].report.mask_below if sections else 0,
         "privacy": privacy.sentences(translator),
+        "help": school_help,
         "tip": family_tip([section.report for section in sections], week),
         "unsubscribe_url": unsubscribe_url,
     }
@@ -184,8 +187,9 @@ class DigestComposer:
 
     async def compose(self, user: User, profile: ParentProfile | None) -> DigestMail | None:
         """``user``'s digest in their language (the school's, ``reports.language``, if they
-        chose none), covering the class groups they may see; ``None`` if none of them has a report for the week (no
-        groups, groups no longer configured, or a week older than the counts kept)."""
+        chose none), covering the class groups they may see; ``None`` if none of them has a
+        report for the week (no groups, groups no longer configured, or a week older than
+        the counts kept)."""
         children: dict[str, list[str]] = {}
         for child, group in profile.children if profile else ():
             children.setdefault(group, []).append(child)
@@ -201,6 +205,7 @@ class DigestComposer:
         chosen = (profile.language if profile else "") or self.config.node.reports.language
         return render_digest(
             user.name, self.week, sections, i18n.language(chosen), privacy=PrivacyFacts.of(self.config),
+            school_help=SchoolHelp.of(self.config),
             unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
         )  # fmt: skip
 

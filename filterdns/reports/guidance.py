@@ -54,7 +54,7 @@ CATEGORIES: dict[str, CategoryGuidance] = {
     )),
     "drugs": CategoryGuidance(N_("Drugs and vaping"), (
         N_("Talk openly about drugs and vaping: honest information helps children make safe choices."),
-        N_("If you are worried, the school or your family doctor can point you to confidential help."),
+        N_("If you are worried, the school or your family doctor can point you to help."),
     )),
     "violence": CategoryGuidance(N_("Violent content"), (
         N_("If your child has seen violent or disturbing videos, let them talk about it and reassure them; contact the school if it keeps upsetting them."),
@@ -62,15 +62,15 @@ CATEGORIES: dict[str, CategoryGuidance] = {
     )),
     "weapons": CategoryGuidance(N_("Weapons"), (
         N_("Ask your child what they have seen and why they were curious: films, games and the news often start such searches."),
-        N_("If you are worried about anyone's safety, contact the school's safeguarding lead straight away."),
+        N_("If you are worried about anyone's safety, contact the school straight away: whom to call is under “Where to get help”."),
     )),
     "self-harm": CategoryGuidance(N_("Self-harm and suicide"), (
-        N_("If you are worried about your child, talk to them gently, and contact the school's safeguarding lead or your family doctor."),
-        N_("Free, confidential helplines for young people answer day and night; the school can give you their numbers."),
+        N_("If you are worried about your child, talk to them gently, and contact the school (see “Where to get help”) or your family doctor."),
+        N_("Free helplines answer day and night: their numbers are under “Where to get help”."),
     )),
     "hate": CategoryGuidance(N_("Hate and extremism"), (
         N_("Talk about what your child sees online and who is behind it; ask how they would check whether something is true."),
-        N_("If you are worried that your child is being drawn into extremist ideas, ask the school for advice: help is confidential."),
+        N_("If you are worried that your child is being drawn into extremist ideas, ask the school for advice."),
     )),
     "malware": CategoryGuidance(N_("Viruses and malware"), (
         N_("Keep phones, tablets and computers up to date, and install apps only from the official app stores."),

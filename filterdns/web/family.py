@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from filterdns import i18n
+from filterdns.reports.help import SchoolHelp
 from filterdns.reports.privacy import PrivacyFacts
 from filterdns.store import User
 from filterdns.web.common import Handler, control_of, principal_of, public, redirect, render
@@ -86,7 +87,8 @@ async def family_render(
 ) -> web.Response:  # fmt: skip
     """Render a parent-facing page in the reader's language, with the language switcher
     (links to this page with ``lang`` set), ``link`` (a path keeping a chosen ``lang``) and
-    ``privacy`` (what the school keeps and who sees it, from the configuration)."""
+    ``privacy`` (what the school keeps and who sees it) and ``help`` (whom to call), both
+    from the configuration."""
     translator = translator or await translator_for(request)
     asked = i18n.supported(request.query.get("lang"))
 
@@ -98,7 +100,7 @@ async def family_render(
     privacy = PrivacyFacts.of(control_of(request).config).sentences(translator)
     merged = {
         "i18n": translator, "switcher": switcher, "link": link, "request_lang": asked.tag if asked else "",
-        "privacy": privacy, **context,
+        "privacy": privacy, "help": SchoolHelp.of(control_of(request).config), **context,
     }  # fmt: skip
     return await render(request, template, merged, status=status)
 

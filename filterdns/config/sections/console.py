@@ -7,7 +7,7 @@ from pathlib import Path
 
 from filterdns import i18n
 from filterdns.config import values as v
-from filterdns.config.model import MailConfig, ReportsConfig, WebConfig, WebSettings
+from filterdns.config.model import MailConfig, ReportsConfig, SafeguardingContact, WebConfig, WebSettings
 from filterdns.config.yamlnodes import Reader, default_of
 
 
@@ -77,8 +77,10 @@ def read_mail(reader: Reader, base: Path) -> MailConfig:
 
 
 def read_reports(reader: Reader) -> ReportsConfig:
-    """``reports: {language, mask_below, digest: {enabled, day, time}}``."""
+    """``reports: {language, mask_below, safeguarding_contact: {name, role, email, phone},
+    digest: {enabled, day, time}}``."""
     digest = reader.sub("digest")
+    contact = reader.sub("safeguarding_contact")
     values = reader.fields(ReportsConfig, {"language": language_tag, "mask_below": v.at_least_one})
     values.update(
         digest.fields(
@@ -86,7 +88,13 @@ def read_reports(reader: Reader) -> ReportsConfig:
             {"digest": ("enabled", v.boolean), "digest_day": ("day", v.weekday), "digest_time": ("time", v.clock_time)},
         )
     )
+    values["safeguarding_contact"] = SafeguardingContact(
+        **contact.fields(
+            SafeguardingContact, {"name": v.text, "role": v.text, "email": v.mail_address, "phone": v.text}
+        )
+    )
     digest.finish()
+    contact.finish()
     reader.finish()
     return ReportsConfig(**values)
 
