@@ -6,6 +6,8 @@ parent and week, also across a restart; who gets none)."""
 
 from __future__ import annotations
 
+import base64
+
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -214,11 +216,15 @@ async def test_the_digest_holds_the_weeks_numbers_per_class_and_nothing_private(
         assert private not in text and private not in html and private not in mail.subject
     # The unsubscribe link is signed for this parent.
     token = mail.unsubscribe_url.removeprefix("https://filter.school.example/family/unsubscribe/")
-    assert token_account(await store.get_secret(UNSUBSCRIBE_SECRET, "unused"), token) == "ana@example.org"
+    secret = await store.get_secret(UNSUBSCRIBE_SECRET, "unused")
+    assert token_account(secret, token, ["amy@example.org", "ana@example.org"]) == "ana@example.org"
+    assert token_account(secret, token, ["amy@example.org"]) is None
+    assert "ana" not in token and base64.urlsafe_b64encode(b"ana@example.org").decode()[:8] not in token
     assert f'<a id="unsubscribe" href="{mail.unsubscribe_url}"' in html and f"Unsubscribe: {mail.unsubscribe_url}" in text
     assert mail.headers == {
         "List-Unsubscribe": f"<{mail.unsubscribe_url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Content-Language": "en",
     }
 
 
@@ -283,6 +289,7 @@ async def test_a_parent_who_never_chose_gets_the_schools_language(store: Store, 
     never_chose = await compose(store, brazilian, "rui@example.org")
     chose = await compose(store, brazilian, "amy@example.org")
     assert never_chose is not None and never_chose.language == "pt-BR"
+    assert never_chose.headers["Content-Language"] == "pt-BR"  # "the browser's" is no language for a mail
     assert never_chose.subject.startswith("Segurança on-line na escola")
     assert chose is not None and chose.language == "en"
     english_school = await compose(store, config, "rui@example.org")
@@ -343,13 +350,23 @@ async def test_the_job_queues_one_digest_per_parent_and_week_even_after_a_restar
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     assert (await job.run_once(now=SEND + 120)).state == "done"
+    # A parent added after the send moment gets the week's digest on the next pass, once.
+    await add_parent(store, "late@example.org", [("Lia", "8c")])
+    late = await job.run_once(now=SEND + 180)
+    assert (late.state, late.queued, late.already) == ("queued", 1, 0)
+    assert "digest:2026-11-09:late@example.org" in await digests(store)
+    assert (await job.run_once(now=SEND + 240)).state == "done"
+    # So does one given a class after it.
+    await store.update_user("lone@example.org", groups=["7b"])
+    assert (await job.run_once(now=SEND + 300)).queued == 1
+    assert (await job.run_once(now=SEND + 360)).state == "done"
     # A restart: a new job and a new store object over the same database queue nothing new.
     await store.close()
     reopened = await open_store(StoreConfig(node="test"), tmp_path)
     try:
         again = await DigestJob(reopened, lambda: config).run_once(now=SEND + 3600)
-        assert (again.state, again.queued, again.already) == ("queued", 0, 2)
-        assert len(await reopened.list_messages(kind="digest")) == 2
+        assert (again.state, again.queued, again.already) == ("queued", 0, 4)
+        assert len(await reopened.list_messages(kind="digest")) == 4
     finally:
         await reopened.close()
 

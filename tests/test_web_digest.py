@@ -6,10 +6,13 @@ token) so the next week's digest is not sent. And the setting on the parent's pa
 
 from __future__ import annotations
 
+import base64
 import re
+import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,10 +20,12 @@ from filterdns.config.loader import load_config
 from filterdns.config.model import Config
 from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_token
 from filterdns.notify.delivery import OutboxDelivery
-from filterdns.reports.digest_job import DigestJob
+from filterdns.reports.digest import digest_week
+from filterdns.reports.digest_job import DigestJob, next_send_moment
 from filterdns.store import AuditFilter, StoreConfig, open_store
 from tests.support.mail import Inbox, smtp_server
 from tests.support.web import CONFIG_YAML, Console, make_console
+from tests.support.web import event as support_event
 from tests.test_digest import SEND, WEEK_EVENTS, flat
 
 WEEK = 7 * 24 * 3600.0
@@ -95,6 +100,7 @@ async def test_the_digest_reaches_a_real_mail_server_once_and_stops_after_unsubs
     unsubscribe_url = re.search(r"Unsubscribe: (\S+)", text).group(1)
     assert mail["List-Unsubscribe"] == f"<{unsubscribe_url}>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail["Content-Language"] == "en"  # ana left it to the browser: the school's language, never "None"
     assert f'href="{unsubscribe_url}"' in html
     [other] = inbox.to("gil@example.org")
     assert "Turma 8c (Caio)" in parts(other)[0]
@@ -131,6 +137,8 @@ async def test_the_unsubscribe_link_asks_first_in_the_parents_language(console: 
     await add_parent(console, "gil@example.org", "8c", "Caio", "pt-BR")
     store = console.store
     path = unsubscribe_path(unsubscribe_token(await unsubscribe_secret(store), "gil@example.org"))
+    # The link is an opaque id: it names nobody to whoever reads it, in any encoding.
+    assert "gil" not in path and base64.urlsafe_b64encode(b"gil@example.org").decode()[:8] not in path
     asking = await console.page(path)
     assert '<html lang="pt-BR">' in asking and "Parar de receber o e-mail semanal?" in asking
     assert 'id="unsubscribe-form"' in asking
@@ -154,10 +162,10 @@ async def test_the_unsubscribe_link_asks_first_in_the_parents_language(console: 
     await store.delete_user("gone@example.org")
     for dead in (
         unsubscribe_path(token[:-1] + ("A" if token[-1] != "A" else "B")),  # a changed signature
-        unsubscribe_path(unsubscribe_token(secret, "ana@example.org").split(".")[0] + "." + token.split(".")[1]),
         unsubscribe_path(unsubscribe_token("another secret", "gil@example.org")),
         unsubscribe_path(unsubscribe_token(secret, "tina@example.org")),  # staff get no digest
         unsubscribe_path("not-base64!.x"),
+        unsubscribe_path(base64.urlsafe_b64encode(b"gil@example.org").decode().rstrip("=") + "." + token),  # the old form
         gone,
     ):
         assert "This link does not work" in await console.page(dead, 404)
@@ -208,3 +216,46 @@ async def test_parents_turn_the_weekly_email_off_and_on_on_their_page(console: C
     console.client.session.cookie_jar.clear()
     token = await console.logged_in("tom")
     assert (await console.post("/family/digest", {"digest": "on"}, token)).status == 403
+
+
+async def test_staff_preview_this_weeks_digest_and_send_themselves_a_test_copy(
+    console: Console, smtp: tuple[Inbox, int], tmp_path: Path
+):
+    inbox, port = smtp
+    config = console.control.config = mail_config(tmp_path, console, port)
+    zone = ZoneInfo(config.policy.timezone)
+    week = digest_week(next_send_moment(config.node.reports, zone, time.time())[0], zone)  # the week it covers
+    devices = [f"10.0.7.{n}" for n in range(1, 5)]  # enough different devices for the figures to show
+    await console.store.insert_events([
+        support_event("www.games.example", verdict="blocked", category="games", client=d, t=week.since + 60) for d in devices
+    ])
+    await console.logged_in("vic")  # a viewer looks
+    page = await console.page("/digest?group=7b")
+    assert 'id="digest-subject">Online safety at school: week of' in page
+    assert "== Class 7b ==" in page and "4 blocked lookups" in page and "* Online games: 4" in page
+    assert 'id="digest-copy-form"' not in page  # but does not send
+    page = await console.page("/digest?group=7b&language=pt-BR")
+    assert "Turma 7b" in page
+    assert "parent@example.org" not in page  # the preview's stand-in address is not shown as anyone's
+
+    token = await console.logged_in("ada")
+    assert 'id="digest-copy-form"' in await console.page("/digest?group=7b")
+    refused = await console.post("/digest/send", {"group": "7b", "to": "not an address"}, token)
+    assert refused.status == 422 and "is not a mail address" in await refused.text()
+    assert (await console.post("/digest/send", {"group": "nope", "to": "ada@school.example"}, token)).status == 404
+    response = await console.post("/digest/send", {"group": "7b", "language": "", "to": "ada@school.example"}, token)
+    assert response.status == 303 and "sent=1" in response.headers["Location"]
+    assert "A test copy is queued" in await console.page(response.headers["Location"])
+    assert await OutboxDelivery(console.store, config.node.mail).run_once(now=time.time()) == 1
+    [mail] = inbox.to("ada@school.example")
+    assert mail["Subject"].startswith("[Test copy] Online safety at school: week of")
+    assert mail["Content-Language"] == "en"
+    text, html = parts(mail)
+    assert "== Class 7b ==" in text and "Class 7b" in html
+    [entry] = await console.store.list_audit(AuditFilter(action="digest.test"))
+    assert (entry.actor, entry.target) == ("ada", "ada@school.example")
+
+    await console.client.post("/logout", data={"csrf_token": token})
+    token = await console.logged_in("tom")  # teachers neither look nor send
+    assert (await console.client.get("/digest", allow_redirects=False)).status == 403
+    assert (await console.post("/digest/send", {"group": "7b", "to": "x@school.example"}, token)).status == 403

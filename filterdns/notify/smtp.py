@@ -36,9 +36,14 @@ def message_id(message: OutboxMessage, sender: str) -> str:
 def build_mail(message: OutboxMessage, sender: str, *, now: float | None = None) -> EmailMessage:
     """The mail for ``message``: a plain-text part and, if the message has one, an HTML
     alternative, with its extra headers (``List-Unsubscribe``, ...) on top of the usual
-    ones. ``DeliveryError`` (permanent) if a header is unusable, e.g. holds a line break."""
+    ones. ``DeliveryError`` (permanent) if a header is unusable, e.g. holds a line break.
+    The extra headers go on last: setting the body drops every ``Content-*`` header
+    (``Content-Language`` among them) that was there before."""
     mail = EmailMessage()
     when = datetime.now(UTC) if now is None else datetime.fromtimestamp(now, UTC)
+    mail.set_content(message.body_text)
+    if message.body_html:
+        mail.add_alternative(message.body_html, subtype="html")
     try:
         mail["From"] = sender
         mail["To"] = message.recipient
@@ -50,9 +55,6 @@ def build_mail(message: OutboxMessage, sender: str, *, now: float | None = None)
             mail[name] = value
     except (ValueError, TypeError) as exc:
         raise DeliveryError(f"cannot build the mail: {exc}", permanent=True) from exc
-    mail.set_content(message.body_text)
-    if message.body_html:
-        mail.add_alternative(message.body_html, subtype="html")
     return mail
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import quote, urlencode
@@ -80,8 +80,14 @@ class DigestMail:
     @property
     def headers(self) -> dict[str, str]:
         """RFC 2369 / RFC 8058: mail programs show an "unsubscribe" button that works in
-        one click (a POST to the URL, which the console accepts without a session)."""
-        return {"List-Unsubscribe": f"<{self.unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        one click (a POST to the URL, which the console accepts without a session). The
+        language is the one the mail is written in (RFC 3282): the parent's, or the
+        school's when they left it to the browser, which a mail has none of."""
+        return {
+            "List-Unsubscribe": f"<{self.unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Content-Language": self.language,
+        }
 
 
 def digest_week(send_day: date, zone: ZoneInfo) -> Week:
@@ -193,8 +199,20 @@ class DigestComposer:
         children: dict[str, list[str]] = {}
         for child, group in profile.children if profile else ():
             children.setdefault(group, []).append(child)
+        language = i18n.supported(profile.language if profile else "") or self.school_language
+        return await self.compose_for(user.name, user.groups, children, language)
+
+    @property
+    def school_language(self) -> i18n.Language:
+        return i18n.language(self.config.node.reports.language)
+
+    async def compose_for(
+        self, recipient: str, groups: Sequence[str], children: Mapping[str, Sequence[str]], language: i18n.Language
+    ) -> DigestMail | None:
+        """The digest of ``groups`` (``children``: group -> the recipient's children in it)
+        for ``recipient``, in ``language``: a parent's, or the copy staff preview."""
         sections = []
-        for name in user.groups:
+        for name in groups:
             report = await self._report(name)
             if report is not None:
                 sections.append(ClassSection(report, tuple(children.get(name, ())), self._report_url(name)))
@@ -202,11 +220,10 @@ class DigestComposer:
             return None
         if self._secret is None:
             self._secret = await unsubscribe_secret(self.store)
-        chosen = (profile.language if profile else "") or self.config.node.reports.language
         return render_digest(
-            user.name, self.week, sections, i18n.language(chosen), privacy=PrivacyFacts.of(self.config),
+            recipient, self.week, sections, language, privacy=PrivacyFacts.of(self.config),
             school_help=SchoolHelp.of(self.config),
-            unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, user.name)),
+            unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, recipient)),
         )  # fmt: skip
 
     async def _report(self, name: str) -> WeeklyReport | None:

@@ -37,6 +37,7 @@ from filterdns.server.active_policy import list_sizes, lists_cache_dir
 from filterdns.store import Alert, OutboxMessage, Override, ReviewRequest, Store
 
 if TYPE_CHECKING:
+    from filterdns.reports.digest import DigestMail
     from filterdns.server.service import Service
 
 MAX_OVERRIDE_MINUTES = 24 * 60
@@ -113,6 +114,17 @@ class StoreChanges:
                        "console.\nIf you can read it, mail delivery works.\n"),
         )  # fmt: skip
         await self.store.audit(actor, "outbox.test", to)
+
+
+    async def send_digest_copy(self, mail: "DigestMail", *, actor: str) -> None:
+        """Queue a test copy of a weekly digest to ``mail.recipient`` (a member of staff),
+        marked as a copy in its subject, so they see it as parents' mail programs will."""
+        await self.store.enqueue_message(
+            dedup_key=f"test:{uuid.uuid4()}", channel="email", kind="test", recipient=mail.recipient,
+            subject=f"[Test copy] {mail.subject}", body_text=mail.text, body_html=mail.html,
+            headers={"Content-Language": mail.language},
+        )  # fmt: skip
+        await self.store.audit(actor, "digest.test", mail.recipient, {"week": mail.week.start.isoformat()})
 
 
 def _described(message: OutboxMessage) -> dict[str, str]:

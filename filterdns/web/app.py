@@ -37,6 +37,7 @@ from filterdns.web import (
     views_compliance,
     views_dashboard,
     views_digest,
+    views_digest_preview,
     views_encrypted,
     views_family,
     views_fixes,
@@ -87,6 +88,7 @@ PAGES: tuple[Callable[[web.Application], None], ...] = (
     views_reports.setup,
     views_parents.setup,
     views_digest.setup,
+    views_digest_preview.setup,
     views_compliance.setup,
     views_encrypted.setup,
 )

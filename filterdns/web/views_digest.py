@@ -25,9 +25,10 @@ from filterdns.web.security import signed_url_post
 async def _link_account(request: web.Request) -> tuple[str, bool] | None:
     """(parent account, digest on) for a genuine link to a parent account that still exists."""
     store = control_of(request).store
-    account = token_account(await unsubscribe_secret(store), request.match_info["token"])
-    user = await store.get_user(account) if account else None
-    if user is None or not is_parent(user):
+    parents = {user.name: user for user in await store.list_users() if is_parent(user)}
+    account = token_account(await unsubscribe_secret(store), request.match_info["token"], parents)
+    user = parents.get(account) if account else None
+    if user is None:
         return None
     profile = await store.get_parent_profile(user.name)
     return user.name, profile.digest if profile else True
