@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from filterdns.config.model import BlockingConfig
+from filterdns.config.model import BlockingConfig, Config, GroupConfig
 from filterdns.policy.engine import Decision
 from filterdns.policy.explanation import Explanation
 from filterdns.policy.schedule import Window
@@ -24,12 +25,13 @@ LESSON = Window("lessons", "Tue 08:45-10:45", NOW, NOW)
 
 
 class FakeControl:
-    """The two Control methods the block page uses, over a real store."""
+    """The two Control methods the block page uses, over a real store, and the config."""
 
     def __init__(self, store: Store):
         self.store = store
         self.explained: list[tuple[str, str | None]] = []
         self.blocking = BlockingConfig()
+        self.config = Config().with_policy(groups=(GroupConfig("year8", description="Year 8 pupils"),))
 
     def explain(self, name: str, *, group=None, client=None, mac=None, at=None) -> Explanation:
         self.explained.append((name, client))
@@ -73,10 +75,11 @@ async def page(store: Store) -> AsyncIterator[tuple[str, FakeControl]]:
     await runner.cleanup()
 
 
-async def fetch(url: str, host: str, *, data: dict | None = None) -> tuple[int, str, dict]:
+async def fetch(url: str, host: str, *, data: dict | None = None, language: str = "") -> tuple[int, str, dict]:
+    headers = {"Host": host, **({"Accept-Language": language} if language else {})}
     async with aiohttp.ClientSession() as session:
         method = session.post if data is not None else session.get
-        async with method(url, headers={"Host": host}, data=data, allow_redirects=False) as response:
+        async with method(url, headers=headers, data=data, allow_redirects=False) as response:
             return response.status, await response.text(), dict(response.headers)
 
 
@@ -86,8 +89,10 @@ async def test_page_says_what_was_blocked_and_why(page):
     assert status == 403
     assert "This site is blocked at school" in html
     assert "www.tiktok.com" in html
-    assert "year8" in html and "social" in html
-    assert "during lessons (Tue 08:45-10:45)" in html
+    # The group and the category as people know them, never their keys.
+    assert "<dd>Year 8 pupils</dd>" in html and "<dd>Social networks</dd>" in html
+    assert "year8" not in html and ">social<" not in html
+    assert "which is blocked for Year 8 pupils during lessons (Tue 08:45-10:45)" in html
     # The category's plain-language description, escaped like everything else.
     assert "Social networks &amp; &lt;video&gt; sharing sites." in html
     assert 'name="reason"' in html and 'maxlength="500"' in html
@@ -107,6 +112,24 @@ async def test_a_locked_category_gets_the_standard_text_and_no_review_form(page)
     assert "cannot be lifted by anyone at the school" in html
     assert "report.iwf.org.uk" in html
     assert 'name="reason"' not in html
+
+
+async def test_the_page_speaks_the_browsers_language_else_the_schools(page):
+    url, control = page
+    status, html, _ = await fetch(f"{url}/x", "www.tiktok.com", language="pt-BR,pt;q=0.9")
+    assert status == 403 and '<html lang="pt-BR">' in html
+    assert "Este site está bloqueado na escola" in html and "<dt>Seu grupo</dt><dd>Year 8 pupils</dd>" in html
+    assert "Ele está na categoria “Redes sociais”, bloqueada para Year 8 pupils durante as aulas (Tue 08:45-10:45)." in html
+    assert "Pedir revisão" in html and "This site is blocked" not in html
+    _, html, _ = await fetch(url, "nothing.example", data={"reason": ""}, language="pt-BR")
+    assert "Diga por que você precisa deste site." in html
+    _, html, _ = await fetch(url, "www.tiktok.com", language="de")
+    assert '<html lang="en">' in html
+    control.config = control.config.with_node(reports=replace(control.config.node.reports, language="pt-BR"))
+    _, html, _ = await fetch(url, "www.tiktok.com", language="de")
+    assert '<html lang="pt-BR">' in html
+    _, html, _ = await fetch(url, "abuse.example")
+    assert "material ilegal no Brasil" in html and "new.safernet.org.br/denuncie" in html and "iwf" not in html
 
 
 async def test_a_hostile_host_header_is_escaped(page):

@@ -327,15 +327,16 @@ def test_accept_language_negotiation():
 
 
 def extracted_messages() -> set[str]:
-    """Every message id the parent pages and mail use: _() in their templates, N_() in
+    """Every message id the family pages, the mail and the block page use: _() in their templates, N_() in
     Python, and the catalogue's category descriptions."""
     messages: set[str] = set()
     env = jinja2.Environment(extensions=["jinja2.ext.i18n"])
-    for template in (REPO / "admin_ui" / "templates" / "parents").rglob("*.*"):
+    templates = REPO / "admin_ui" / "templates"
+    for template in (*(templates / "parents").rglob("*.*"), *(templates / "blockpage").rglob("*.*")):
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
-        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/i18n.py",
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/web/blockpage.py", "filterdns/i18n.py",
         "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip

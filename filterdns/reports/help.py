@@ -30,6 +30,8 @@ class CountryHelp:
     helplines: tuple[Helpline, ...]
     role: str  # message id: the usual title of the school's contact, when none is configured
     duty: str  # message id: the school's legal duty to pass a worry on, so nothing is promised secret
+    illegal: str  # message id: the block page's standard text for illegal content (a locked category)
+    hotlines: tuple[Helpline, ...]  # where anyone reports illegal content seen online
 
 
 COUNTRY_HELP: dict[str, CountryHelp] = {
@@ -40,6 +42,11 @@ COUNTRY_HELP: dict[str, CountryHelp] = {
         ),
         role=N_("Designated safeguarding lead"),
         duty=N_("If a child may be at risk of harm, the school must pass the worry on to children's social care or the police, so it cannot promise to keep what you tell it secret."),
+        illegal=N_("Access to this site has been blocked because it may contain material that is illegal in the UK, such as child sexual abuse images or terrorist content. This block cannot be lifted by anyone at the school."),
+        hotlines=(
+            Helpline("Internet Watch Foundation", "", N_("Report sexual images or videos of children."), "https://report.iwf.org.uk/"),
+            Helpline("GOV.UK", "", N_("Report terrorist content online."), "https://www.gov.uk/report-terrorism"),
+        ),
     ),
     "pt-BR": CountryHelp(
         helplines=(
@@ -49,6 +56,10 @@ COUNTRY_HELP: dict[str, CountryHelp] = {
         ),
         role=N_("Pedagogical coordination or educational guidance"),
         duty=N_("When a child or adolescent may be at risk, the law (ECA, articles 13 and 245) obliges the school to tell the Conselho Tutelar, so it cannot promise to keep what you tell it secret."),
+        illegal=N_("Access to this site has been blocked because it may contain material that is illegal in Brazil, such as images of sexual abuse of children and adolescents or terrorist content. This block cannot be lifted by anyone at the school."),
+        hotlines=(
+            Helpline("SaferNet Brasil", "", N_("Report crimes against human rights online, such as images of sexual abuse of children and adolescents; anonymous."), "https://new.safernet.org.br/denuncie"),
+        ),
     ),
 }  # fmt: skip
 

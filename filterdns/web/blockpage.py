@@ -7,7 +7,9 @@ Host and any path must get the page. The Host header names the site, so it is at
 text; every value reaches the page only through Jinja2's autoescaping.
 
 The page says in plain words what was blocked and why (``Control.explain`` for the asking
-address), and offers a review request, which staff decide in the console. Requests are
+address), naming the group and the category as people know them (the group's description,
+the category's title and description), in the browser's language (``Accept-Language``,
+else the school's, ``reports.language``), and offers a review request, which staff decide in the console. Requests are
 rate-limited per client address so that a pupil (or a page making their browser post) cannot
 flood the review queue.
 """
@@ -25,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
+from filterdns import i18n
+from filterdns.config.model import Config
+from filterdns.i18n import N_
 from filterdns.policy.explanation import Explanation
+from filterdns.reports.guidance import category_guidance
+from filterdns.reports.help import COUNTRY_HELP
+from filterdns.reports.weekly import find_group
 from filterdns.ui import STATIC_DIR, TEMPLATES_DIR
 from filterdns.web.security import SECURITY_HEADERS as CONSOLE_HEADERS
 
@@ -51,18 +59,20 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# Message ids; a locked category's text is its country's (``CountryHelp.illegal``).
 _REASON_WORDS = {
-    "category": "It is in the category “{category}”, which is blocked for {group} at all times.",
-    "scheduled-category": "It is in the category “{category}”, which is blocked for {group} during {window}.",
-    "deny-list": "The school has put it on its list of blocked sites.",
-    "bypass-protection": "It is used to get round the school's filter.",
-    "override": "A member of staff has blocked it for {group} for a while.",
-    # The standard text for illegal content (a locked category): nobody at the school can lift it.
-    "locked": (
-        "Access to this site has been blocked because it may contain material that is illegal in the UK, "
-        "such as child sexual abuse images or terrorist content. This block cannot be lifted by anyone at the school."
-    ),
+    "category": N_("It is in the category “%(category)s”, which is blocked for %(group)s at all times."),
+    "scheduled-category": N_("It is in the category “%(category)s”, which is blocked for %(group)s during %(window)s."),
+    "deny-list": N_("The school has put it on its list of blocked sites."),
+    "bypass-protection": N_("It is used to get round the school's filter."),
+    "override": N_("A member of staff has blocked it for %(group)s for a while."),
 }
+NO_SITE = N_("There is no site to review here.")
+NO_REASON = N_("Please say why you need this site.")
+TOO_LONG = N_("Please keep the reason under %(n)s characters.")
+TOO_MANY = N_("You have sent several review requests recently. Please wait an hour, or ask a teacher.")
+CANNOT_REVIEW = N_("This address cannot be reviewed.")
+SET_TIMES = N_("set times")
 
 
 class RateLimiter:
@@ -124,21 +134,33 @@ def _is_address(name: str) -> bool:
     return True
 
 
-def describe(explanation: Explanation) -> dict[str, Any]:
-    """The facts of an explanation that the page shows, as plain words."""
+def describe(explanation: Explanation, config: Config, translator: i18n.Translator) -> dict[str, Any]:
+    """The facts of an explanation that the page shows, as plain words in the reader's
+    language: the group by its description (the school's words), the category by its
+    title, never by their keys."""
     decision = explanation.decision
     category = decision.category
     window = decision.schedule_window
     schedule = next((w.schedule for w in explanation.windows if w.label == window), "") if window else ""
-    when = f"{schedule} ({window})" if schedule else window or "set times"
+    when = f"{translator.gettext(schedule)} ({window})" if schedule else window or translator.gettext(SET_TIMES)
+    group = find_group(config, explanation.group)
+    group_name = (group.description if group else "") or explanation.group
+    title = translator.gettext(category_guidance(category).title) if category else ""
+    description = explanation.descriptions.get(category, "") if category else ""
+    if decision.reason == "locked":
+        why = translator.gettext(COUNTRY_HELP[config.node.reports.language].illegal)
+    elif decision.reason in _REASON_WORDS:
+        why = translator.gettext(_REASON_WORDS[decision.reason]) % {"category": title, "group": group_name, "window": when}
+    else:
+        why = ""
     return {
         "blocked": decision.action == "block",
         "locked": decision.reason == "locked",
-        "group": explanation.group,
-        "category": category,
-        "category_description": explanation.descriptions.get(category, "") if category else "",
+        "group": group_name,
+        "category": title,
+        "category_description": translator.gettext(description) if description else "",
         "window": when if window else "",
-        "why": _REASON_WORDS.get(decision.reason, "").format(category=category, group=explanation.group, window=when),
+        "why": why,
     }
 
 
@@ -149,17 +171,26 @@ class _BlockPage:
         self.control, self.templates, self.limiter = control, templates, limiter
 
     def _render(self, template: str, status: int, **context: Any) -> web.Response:
-        values = {"stylesheet": STYLESHEET_PATH, "max_reason": MAX_REASON, "reason": "", "problem": ""}
+        country = COUNTRY_HELP[self.control.config.node.reports.language]
+        values = {
+            "stylesheet": STYLESHEET_PATH, "max_reason": MAX_REASON, "reason": "", "problem": "",
+            "hotlines": country.hotlines,
+        }  # fmt: skip
         values.update(context)
         html = self.templates.get_template(template).render(values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
     def _context(self, request: web.Request) -> dict[str, Any]:
         name = site_name(request.headers.get("Host", ""))
-        context: dict[str, Any] = {"name": name, "is_site": bool(name) and not _is_address(name), "facts": None}
+        config = self.control.config
+        school = i18n.language(config.node.reports.language)
+        translator = i18n.Translator(i18n.negotiate(request.headers.get("Accept-Language"), school))
+        context: dict[str, Any] = {
+            "name": name, "is_site": bool(name) and not _is_address(name), "facts": None, "i18n": translator,
+        }  # fmt: skip
         if context["is_site"]:
             try:
-                context["facts"] = describe(self.control.explain(name, client=client_address(request)))
+                context["facts"] = describe(self.control.explain(name, client=client_address(request)), config, translator)
             except ValueError as error:  # an address the engine cannot place, a broken name
                 log.debug("block page cannot explain %r for %s: %s", name, request.remote, error)
         return context
@@ -172,25 +203,22 @@ class _BlockPage:
         form = await request.post()
         reason = str(form.get("reason", "")).strip()
         client = client_address(request)
+        translator: i18n.Translator = context["i18n"]
         problem = ""
         if not context["is_site"]:
-            problem = "There is no site to review here."
+            problem = translator.gettext(NO_SITE)
         elif not reason:
-            problem = "Please say why you need this site."
+            problem = translator.gettext(NO_REASON)
         elif len(reason) > MAX_REASON:
-            problem = f"Please keep the reason under {MAX_REASON} characters."
+            problem = translator.gettext(TOO_LONG) % {"n": MAX_REASON}
         if problem:
             return self._render("blocked.html", 400, reason=reason[:MAX_REASON], problem=problem, **context)
         if not self.limiter.allow(client):
-            return self._render(
-                "blocked.html", 429, reason=reason,
-                problem="You have sent several review requests recently. Please wait an hour, or ask a teacher.",
-                **context,
-            )
+            return self._render("blocked.html", 429, reason=reason, problem=translator.gettext(TOO_MANY), **context)
         try:
             await self.control.request_review(context["name"], client, reason)
         except ValueError:
-            return self._render("blocked.html", 400, problem="This address cannot be reviewed.", **context)
+            return self._render("blocked.html", 400, problem=translator.gettext(CANNOT_REVIEW), **context)
         return self._render("thanks.html", 200, **context)
 
     async def stylesheet(self, request: web.Request) -> web.FileResponse:
@@ -210,6 +238,7 @@ def create_blockpage_app(
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir), autoescape=True, undefined=jinja2.StrictUndefined
     )
+    i18n.install(templates)
     page = _BlockPage(control, templates, limiter or RateLimiter(REVIEWS_PER_CLIENT, REVIEW_PERIOD))
     app = web.Application(client_max_size=16 * 1024)
     app.on_response_prepare.append(_add_security_headers)
