@@ -163,6 +163,12 @@ class StoreBase(ABC):
     query path go through ``StoreSink``, which never lets that reach DNS.
     """
 
+    # Appended to the subquery that picks rows for one node to claim (the outbox): where
+    # writers run side by side (PostgreSQL), rows another node is claiming right now are
+    # passed over instead of waited for and then found taken, which left that node with
+    # nothing although more was due. SQLite runs one writer at a time and needs nothing.
+    CLAIM_SKIP_LOCKED = ""
+
     def __init__(self, settings: StoreConfig) -> None:
         self.settings = settings
         self.node = settings.node or socket.gethostname()

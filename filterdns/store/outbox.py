@@ -109,7 +109,8 @@ class OutboxQueries(StoreBase):
 
         One UPDATE, so two nodes never claim the same message: the due conditions are
         repeated outside the subquery because PostgreSQL re-checks only those on a row
-        another transaction changed meanwhile."""
+        another transaction changed meanwhile, and the subquery skips rows another node is
+        claiming at this moment, so that each node takes what is left."""
         if not channels:
             return []
         when = current_time(now)
@@ -119,7 +120,7 @@ class OutboxQueries(StoreBase):
             f"attempts = attempts + 1, "
             f"last_error = CASE WHEN status = 'sending' THEN ? ELSE last_error END "
             f"WHERE {due} AND id IN (SELECT id FROM outbox WHERE {due} "
-            f"ORDER BY next_attempt, id LIMIT ?) RETURNING {OUTBOX_COLUMNS}",
+            f"ORDER BY next_attempt, id LIMIT ?{self.CLAIM_SKIP_LOCKED}) RETURNING {OUTBOX_COLUMNS}",
             [self.node, when + hold, INTERRUPTED, when, *channels, when, *channels, limit],
         )
         return sorted(map(_message, rows), key=lambda m: m.id)

@@ -92,6 +92,8 @@ async def _migrate(conn: asyncpg.pool.PoolConnectionProxy[Any]) -> None:
 
 
 class PostgresStore(Store):
+    CLAIM_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
     def __init__(self, settings: StoreConfig) -> None:
         super().__init__(settings)
         self._pool: asyncpg.Pool | None = None
