@@ -22,7 +22,6 @@ from filterdns.config.model import (
     PolicyConfig,
     SafeSearchConfig,
     ScheduleConfig,
-    ScheduledRule,
     SourceConfig,
 )
 from filterdns.policy.categories import build_category_set

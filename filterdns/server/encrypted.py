@@ -14,6 +14,7 @@ import logging
 import re
 import socket
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from filterdns.config.model import Config, Endpoint, GroupConfig
