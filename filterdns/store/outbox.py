@@ -109,19 +109,22 @@ class OutboxQueries(StoreBase):
 
         One UPDATE, so two nodes never claim the same message: the due conditions are
         repeated outside the subquery because PostgreSQL re-checks only those on a row
-        another transaction changed meanwhile, and the subquery skips rows another node is
-        claiming at this moment, so that each node takes what is left."""
+        another transaction changed meanwhile. The rows are picked once (a materialised CTE:
+        a plain subquery with a row lock may run again and pick more than ``limit``), and
+        on PostgreSQL rows another node is claiming at this moment are skipped, so that each
+        node takes what is left."""
         if not channels:
             return []
         when = current_time(now)
         due = f"status IN ('pending', 'sending') AND next_attempt <= ? AND channel IN ({marks(channels)})"
         rows = await self._query(
+            f"WITH picked AS MATERIALIZED (SELECT id FROM outbox WHERE {due} "
+            f"ORDER BY next_attempt, id LIMIT ?{self.CLAIM_SKIP_LOCKED}) "
             f"UPDATE outbox SET status = 'sending', claimed_by = ?, next_attempt = ?, "
             f"attempts = attempts + 1, "
             f"last_error = CASE WHEN status = 'sending' THEN ? ELSE last_error END "
-            f"WHERE {due} AND id IN (SELECT id FROM outbox WHERE {due} "
-            f"ORDER BY next_attempt, id LIMIT ?{self.CLAIM_SKIP_LOCKED}) RETURNING {OUTBOX_COLUMNS}",
-            [self.node, when + hold, INTERRUPTED, when, *channels, when, *channels, limit],
+            f"WHERE {due} AND id IN (SELECT id FROM picked) RETURNING {OUTBOX_COLUMNS}",
+            [when, *channels, limit, self.node, when + hold, INTERRUPTED, when, *channels],
         )
         return sorted(map(_message, rows), key=lambda m: m.id)
 
