@@ -538,3 +538,9 @@ def test_default_config_prefers_given_upstreams(tmp_path, monkeypatch):
     monkeypatch.setattr(loader.system_resolvers, "__defaults__", (tmp_path / "missing",))
     assert [s.endpoint for s in default_config().node.upstream.servers] == [Endpoint("9.9.9.9", 53), Endpoint("1.1.1.1", 53)]
     assert default_config([Endpoint("127.0.0.1", 5300)]).node.upstream.servers == (UpstreamServerConfig(Endpoint("127.0.0.1", 5300)),)
+
+
+def test_data_protection_contacts(tmp_path):
+    text = "reports:\n  data_protection: {controller: Escola Exemplo, officer: Carlos Lima, email: dpo@escola.example}\n"
+    protection = load_config(write(tmp_path, text)).node.reports.data_protection
+    assert (protection.controller, protection.officer, protection.email) == ("Escola Exemplo", "Carlos Lima", "dpo@escola.example")

@@ -336,7 +336,7 @@ def extracted_messages() -> set[str]:
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
-        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/web/blockpage.py", "filterdns/i18n.py",
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/reports/notice.py", "filterdns/web/blockpage.py", "filterdns/i18n.py",
         "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip
@@ -448,3 +448,15 @@ async def test_configured_descriptions_are_escaped(console: Console, tmp_path: P
     await console.logged_in("pat")
     text = await page(console, "/reports/7b")
     assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt; games" in text
+
+
+async def test_the_privacy_notice_is_open_to_all_in_each_language_and_linked_from_every_family_page(console: Console):
+    login = await page(console, "/family/login")
+    assert 'id="privacy-link" href="/family/privacy"' in login
+    english = await page(console, "/family/privacy")
+    assert "Privacy notice" in english and "the UK GDPR and the Data Protection Act 2018" in english
+    assert "mobile data (4G or 5G)" in english and "Childline" in english and "ico.org.uk" in english
+    assert "for 30 days they can search the filter&#39;s log" in english
+    portuguese = await page(console, "/family/privacy?lang=pt-BR")
+    assert "Aviso de privacidade" in portuguese and "dados móveis (4G ou 5G)" in portuguese
+    assert 'href="/family/privacy?lang=pt-BR"' in portuguese

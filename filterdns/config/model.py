@@ -404,6 +404,17 @@ class SafeguardingContact:
 
 
 @dataclass(frozen=True, slots=True)
+class DataProtection:
+    """Who answers for the data, named in the privacy notice families read
+    (``reports.data_protection``): the controller (the school or its trust) and its data
+    protection officer (LGPD: the encarregado)."""
+
+    controller: str = ""
+    officer: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReportsConfig:
     """Parent reports (config section ``reports``): the school's language, the privacy
     threshold and the weekly digest's send time, in the policy's time zone."""
@@ -413,6 +424,7 @@ class ReportsConfig:
     language: str = "en"
     mask_below: int = 3  # counts under this show as "fewer than N"
     safeguarding_contact: SafeguardingContact = SafeguardingContact()
+    data_protection: DataProtection = DataProtection()
     digest: bool = True  # send the weekly digest (needs mail)
     digest_day: str = "mon"  # a WEEKDAYS key
     digest_time: str = "07:30"  # HH:MM

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from filterdns import i18n
 from filterdns.accounts.rules import password_problems
+from filterdns.reports.notice import COUNTRY_LAW, NOT_COVERED, PURPOSE
 from filterdns.web import auth
 from filterdns.web.auth import PASSWORDS
 from filterdns.web.common import accounts_of, all_group_names, control_of, principal_of, redirect, user_of
@@ -52,6 +53,17 @@ async def dead_password_link(request: web.Request) -> web.Response:
         request, 404, i18n.N_("This link does not work"),
         i18n.N_("It has been used already or has expired. Ask the school for a new one."),
     )  # fmt: skip
+
+
+@family_page(login=False)
+async def privacy_notice(request: web.Request) -> web.StreamResponse:
+    """The privacy notice, open to anyone (a parent decides before logging in)."""
+    reports = control_of(request).config.node.reports
+    context = {
+        "protection": reports.data_protection, "law": COUNTRY_LAW[reports.language],
+        "purpose": PURPOSE, "not_covered": NOT_COVERED,
+    }  # fmt: skip
+    return await family_render(request, "parents/privacy.html", context)
 
 
 @family_page(login=False)
@@ -128,6 +140,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/family", family_home, name="family")
     router.add_get("/family/login", family_login_page, name="family-login")
     router.add_post("/family/login", family_login)
+    router.add_get("/family/privacy", privacy_notice)
     router.add_get("/family/welcome/{token}", welcome_page)
     router.add_post("/family/welcome/{token}", welcome)
     router.add_post("/family/language", save_language)

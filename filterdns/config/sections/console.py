@@ -7,7 +7,14 @@ from pathlib import Path
 
 from filterdns import i18n
 from filterdns.config import values as v
-from filterdns.config.model import MailConfig, ReportsConfig, SafeguardingContact, WebConfig, WebSettings
+from filterdns.config.model import (
+    DataProtection,
+    MailConfig,
+    ReportsConfig,
+    SafeguardingContact,
+    WebConfig,
+    WebSettings,
+)
 from filterdns.config.yamlnodes import Reader, default_of
 
 
@@ -78,9 +85,10 @@ def read_mail(reader: Reader, base: Path) -> MailConfig:
 
 def read_reports(reader: Reader) -> ReportsConfig:
     """``reports: {language, mask_below, safeguarding_contact: {name, role, email, phone},
-    digest: {enabled, day, time}}``."""
+    data_protection: {controller, officer, email}, digest: {enabled, day, time}}``."""
     digest = reader.sub("digest")
     contact = reader.sub("safeguarding_contact")
+    protection = reader.sub("data_protection")
     values = reader.fields(ReportsConfig, {"language": language_tag, "mask_below": v.at_least_one})
     values.update(
         digest.fields(
@@ -93,8 +101,12 @@ def read_reports(reader: Reader) -> ReportsConfig:
             SafeguardingContact, {"name": v.text, "role": v.text, "email": v.mail_address, "phone": v.text}
         )
     )
+    values["data_protection"] = DataProtection(
+        **protection.fields(DataProtection, {"controller": v.text, "officer": v.text, "email": v.mail_address})
+    )
     digest.finish()
     contact.finish()
+    protection.finish()
     reader.finish()
     return ReportsConfig(**values)
 
