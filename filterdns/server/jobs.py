@@ -54,7 +54,7 @@ class BackgroundJobs:
 
     async def _enforce_retention_forever(self) -> None:
         """Delete events, mail and alerts older than their retention, once an hour."""
-        outage = OutageLog(log)
+        outage = OutageLog(log, self._store.outage)
         while True:
             try:
                 deleted = await self._store.enforce_retention()

@@ -100,7 +100,7 @@ class PolicySync:
 
     async def run(self) -> None:
         """Follow the store: new revisions and overrides, twice a second, forever."""
-        outage = OutageLog(log)
+        outage = OutageLog(log, self._store.outage)
         while True:
             try:
                 if not self._imported:

@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any, TypeVar, get_args
 
 from filterdns.config.model import StoreConfig
+from filterdns.store.outage import StoreOutage
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -172,6 +173,7 @@ class StoreBase(ABC):
     def __init__(self, settings: StoreConfig) -> None:
         self.settings = settings
         self.node = settings.node or socket.gethostname()
+        self.outage = StoreOutage()  # one WARNING per outage, whichever part meets it first
 
     @abstractmethod
     async def open(self) -> None:

@@ -67,7 +67,7 @@ class LeasedJob(ABC):
         self.interval = interval
         self.log = log
         self._what = what
-        self._outage = OutageLog(log)
+        self._outage = OutageLog(log, store.outage)
 
     async def run_forever(self) -> None:
         """Pass until cancelled, then give the lease back. Never raises (but for the cancel)."""

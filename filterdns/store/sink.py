@@ -216,7 +216,8 @@ class StoreSink:
         self.down = True
         self.down_since = time.time()
         self._outage_dropped = self.dropped
-        log.warning(
+        log.log(
+            logging.WARNING if self.store.outage.claim(self) else logging.DEBUG,
             "store %s is not taking query events (%s): keeping up to %d in memory and trying "
             "again every %g s",
             self.store.location, self.last_error, self._limit, self._probe_interval,
@@ -226,7 +227,8 @@ class StoreSink:
     def _came_back(self) -> None:
         """The first write after an outage worked: say so once, and clear the fault."""
         assert self.down_since is not None
-        log.info(
+        log.log(
+            logging.INFO if self.store.outage.release(self) else logging.DEBUG,
             "store %s takes query events again after %.0f s; writing the %d still buffered "
             "(%d dropped meanwhile)",
             self.store.location, time.time() - self.down_since, len(self._buffer),
