@@ -92,7 +92,11 @@ async def test_staff_see_the_reports_of_their_groups(console: Console):
     assert 'id="report-7b"' in index and 'id="report-8c"' not in index
     text = await page(console, "/reports/7b")
     assert REPORT_TITLE in text and 'id="share-form"' in text and 'id="back-to-console"' in text
-    await page(console, "/reports/8c", 403)
+    refused = await page(console, "/reports/8c", 403)
+    # In the console's words for staff, not the parents' "your own child's classes" (#20 item 4).
+    assert "8c is not one of your groups" in refused and "(your groups: 7b)" in refused and "Users page" in refused
+    assert "child" not in refused and "Not one of your classes" not in refused
+    assert "There is no group called nope" in await page(console, "/reports/nope", 404)
     anonymous(console)
     await console.logged_in("vic")
     text = await page(console, "/reports/8c")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -309,8 +310,9 @@ async def test_timetable_page_shows_the_windows_and_what_a_group_blocks_in_them(
     status, text = await page(console, "/timetable?group=7b")
     assert status == 200
     assert "08:45–10:45" in text and "12:25–13:15" in text
-    assert text.count("+ video") == 2 * 5  # two lesson stretches on five days
-    assert text.count("− games") == 5  # lunch
+    assert text.count("also blocked: video") == 2 * 5  # two lesson stretches on five days
+    assert text.count("allowed: games") == 5  # lunch
+    assert "−" not in text and "+ video" not in text  # words, not signs (#20 item 4)
     # Break on five days, and Saturday and Sunday as one cell each for the whole day.
     assert text.count('class="free"') == 5 + 2
     assert "INSET day" in text and "2027-02-22" in text
@@ -488,3 +490,44 @@ async def test_only_admins_see_and_use_the_fixes(console):
     assert (await page(console, "/fixes?name=games.example&group=7b"))[0] == 403
     response = await console.post("/fixes", {"name": "games.example", "group": "7b", "fix": "group", "reason": "x"}, token)
     assert response.status == 403
+
+
+async def test_check_says_what_the_schedule_does_for_the_rest_of_the_day(console):
+    """#20 item 4: games is blocked for 7b always but its lunch rule allows it, so "at all
+    times" is not what staff should read during a lesson."""
+    await console.logged_in("vic")
+
+    async def first_line(name: str, at: str) -> str:
+        text = await console.page(f"/check?name={name}&group=7b&at={at}")
+        lines = re.findall(r"<li>(.*?)</li>", text[text.index('id="explanation-lines"') :])
+        return html.unescape(lines[0])
+
+    assert await first_line("games.example", "2027-03-02T10:00") == (
+        "Blocked: games is blocked for 7b now (until 12:25), allowed during lunch (12:25–13:15), blocked again from 13:15."
+    )
+    assert await first_line("youtube.com", "2027-03-02T10:00") == (
+        "Blocked: video is blocked for 7b now during lessons (until 10:45), allowed (10:45–11:05), "
+        "blocked during lessons (11:05–12:25), allowed again from 12:25."
+    )
+    assert await first_line("games.example", "2027-03-02T12:30") == (
+        "Allowed: games is allowed for 7b now during lunch (until 13:15), blocked from 13:15."
+    )
+    assert await first_line("games.example", "2027-03-06T10:00") == (  # a Saturday
+        "Blocked: games is blocked for 7b now for the rest of the day; lunch allows it on other days."
+    )
+    # Blocked always, and no rule lifts it: "at all times" is the truth.
+    assert await first_line("adult.example", "2027-03-02T10:00") == "Blocked: adult is blocked for 7b at all times."
+
+
+async def test_staff_read_times_on_the_schools_clock_when_only_the_schedules_name_it(console):
+    """#20 item 4: a policy that names its zone on the schedules only (the top-level
+    timezone left at UTC) shows the query log on the schedules' clock, not UTC."""
+    text = POLICY.replace("timezone: Europe/London\n", "").replace(
+        "  lessons:\n", "  lessons:\n    timezone: Europe/London\n").replace("  lunch:\n", "  lunch:\n    timezone: Europe/London\n")
+    console.control._use(document.render(yaml.safe_load(text)))
+    assert console.control.config.policy.timezone == "UTC"
+    summer = datetime(2026, 6, 2, 9, 15, tzinfo=UTC).timestamp()  # 10:15 in London (BST)
+    await console.store.insert_events([support.event("zone.example", t=summer)])
+    await console.logged_in("vic")
+    page_text = await console.page("/querylog?domain=zone.example&since=2026-06-01T00:00&until=2026-06-03T00:00")
+    assert "2026-06-02 10:15" in page_text and "2026-06-02 09:15" not in page_text

@@ -61,6 +61,7 @@ from filterdns.web.common import (
     is_api,
     public,
     render,
+    school_zone,
 )
 from filterdns.web.security import SESSIONS, Sessions, add_security_headers, guard
 
@@ -149,7 +150,7 @@ def create_app(
 
 
 def zone_of_app(app: web.Application) -> ZoneInfo:
-    return ZoneInfo(app[CONTROL].config.policy.timezone)
+    return school_zone(app[CONTROL].config)
 
 
 @public

@@ -19,7 +19,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from filterdns.accounts.service import Accounts
-from filterdns.config.model import WebSettings
+from filterdns.config.model import Config, WebSettings
 from filterdns.store import Session, StoreError, User
 
 if TYPE_CHECKING:
@@ -105,7 +105,18 @@ def add_nav(app: web.Application, item: NavItem) -> None:
 
 
 def zone_of(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(control_of(request).config.policy.timezone)
+    return school_zone(control_of(request).config)
+
+
+def school_zone(config: Config) -> ZoneInfo:
+    """The zone staff read times in: the policy's ``timezone``; when that was left at UTC
+    but the schedules all keep one other zone, that one, so that the query log, the Check
+    page and the timetable tell the same clock the school's lessons run by."""
+    zone = config.policy.timezone
+    schedule_zones = {s.timezone for s in config.policy.schedules}
+    if zone == "UTC" and len(schedule_zones) == 1:
+        zone = schedule_zones.pop()
+    return ZoneInfo(zone)
 
 
 def redirect(location: str) -> web.Response:

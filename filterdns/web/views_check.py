@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from filterdns.policy.explanation import Explanation
+from filterdns.policy.schedule import Schedule
 from filterdns.web.auth import check_group, group_picker, require
 from filterdns.web.common import (
     CONSOLE_ROLES,
@@ -25,7 +26,12 @@ from filterdns.web.common import (
     zone_of,
 )
 from filterdns.web.domain_input import name_to_look_up
+from filterdns.web.schedule_words import day_sentence, lifted_by, rest_of_day
 
+if TYPE_CHECKING:
+    from filterdns.server.control import Control
+
+DAY_REASONS = ("category", "scheduled-category", "default")  # verdicts the group's rules make
 VERDICT_WORDS = {"allow": "Allowed", "block": "Blocked", "rewrite": "Answered with a safe-search address"}
 
 
@@ -50,11 +56,34 @@ def explain_for(request: web.Request, query: Mapping[str, str]) -> Explanation:
     return explanation
 
 
+def category_day(control: Control, explanation: Explanation, zone: ZoneInfo) -> str:
+    """The verdict's category for the rest of the day under the group's rules, in words
+    (``schedule_words``); "" when no category or rule decided it, or when the group's
+    setting alone does (then "at all times" is true)."""
+    decision = explanation.decision
+    group = next((g for g in control.groups() if g.name == explanation.group), None)
+    if not decision.category or decision.reason not in DAY_REASONS or group is None:
+        return ""
+    schedules = {s.name: Schedule(s) for s in control.schedules()}
+    day = rest_of_day(group, decision.category, schedules, explanation.at, zone)
+    if day[0].blocked != (decision.action == "block"):
+        return ""  # something beyond the rules decided (an override): the verdict says what
+    lifted = lifted_by(group, decision.category)
+    if len(day) == 1 and not day[0].schedule:
+        if not lifted:
+            return ""
+        return f"{day_sentence(decision.category, group.name, day)}; {' and '.join(lifted)} allows it on other days"
+    return day_sentence(decision.category, group.name, day)
+
+
 def explanation_lines(
-    explanation: Explanation, zone: ZoneInfo, sources: Mapping[str, Sequence[str]] | None = None
+    explanation: Explanation, zone: ZoneInfo, sources: Mapping[str, Sequence[str]] | None = None,
+    day: str = "",
 ) -> list[str]:
     """Every fact behind the verdict, one sentence each, for people; ``sources`` (category ->
-    labels of the lists naming it, ``Control.listing_sources``) says which list is at fault."""
+    labels of the lists naming it, ``Control.listing_sources``) says which list is at fault;
+    ``day`` (``category_day``) tells the verdict for the rest of the day, where the rules
+    change it or lift it at other times, instead of the instant's "at all times"."""
     decision = explanation.decision
     descriptions = explanation.descriptions
 
@@ -67,7 +96,7 @@ def explanation_lines(
     verdict = VERDICT_WORDS.get(decision.action, decision.action)
     if decision.rewrite_target:
         verdict += f" ({decision.rewrite_target})"
-    lines = [f"{verdict}: {decision.detail}."]
+    lines = [f"{verdict}: {day or decision.detail}."]
     if explanation.listings:
         for suffix, categories in explanation.listings:
             where = "" if suffix == explanation.name else f" (as {suffix})"
@@ -83,8 +112,7 @@ def explanation_lines(
     else:
         lines.append(f"Nothing is blocked by category for {explanation.group} at {at}.")
     for window in explanation.windows:
-        start, end = (format_time(t.timestamp(), zone, "%H:%M") for t in (window.start, window.end))
-        span = f"{start}-{end}"
+        span = f"{window.start:%H:%M}–{window.end:%H:%M}"  # the schedule's own clock
         lines.append(f"Open schedule window: {window.schedule}, {window.label} ({span}).")
     return lines
 
@@ -141,9 +169,10 @@ async def check(request: web.Request) -> web.StreamResponse:
             "form": form,
             "groups": groups,
             "explanation": explanation,
-            "lines": explanation_lines(explanation, zone, control_of(request).listing_sources(explanation))
-            if explanation
-            else [],
+            "lines": explanation_lines(
+                explanation, zone, control_of(request).listing_sources(explanation),
+                category_day(control_of(request), explanation, zone),
+            ) if explanation else [],  # fmt: skip
             "errors": errors,
         },
         status=400 if errors else 200,

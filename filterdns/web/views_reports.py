@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -109,6 +109,8 @@ async def group_report(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     group = find_group(control_of(request).config, request.match_info["group"])
     allowed = group is not None and (group.name in user.groups if is_parent(user) else can_see_group(user, group.name))
+    if not is_parent(user) and not allowed:
+        _refuse_staff(user, request.match_info["group"], group is not None)
     if group is None or not allowed:
         return await family_message(request, 403, i18n.N_("Not one of your classes"), i18n.N_(
             "You can see the reports of your own child's classes only."))
@@ -116,6 +118,18 @@ async def group_report(request: web.Request) -> web.StreamResponse:
         request, group, f"/reports/{quote(group.name, safe='')}",
         staff=not is_parent(user), can_share=_may_share(user, group.name),
     )  # fmt: skip
+
+
+def _refuse_staff(user: User, name: str, exists: bool) -> NoReturn:
+    """A member of staff asked for a report they may not see: the console's words for
+    them (their groups, and who can change that), not the parents' "your child's classes"."""
+    if not exists:
+        raise web.HTTPNotFound(text=f"There is no group called {name}.")
+    yours = ", ".join(user.groups) or "none yet"
+    raise web.HTTPForbidden(
+        text=f"{name} is not one of your groups, so its report is not yours to see (your groups: {yours}). "
+        "An administrator can add it to your account on the Users page."
+    )
 
 
 def _may_share(user: User, group: str) -> bool:
