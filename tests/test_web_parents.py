@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 import time
 from pathlib import Path
 from urllib.parse import unquote
@@ -340,7 +341,7 @@ def extracted_messages() -> set[str]:
         for _, _, message in env.extract_translations(template.read_text()):
             messages.add(message[0] if isinstance(message, tuple) else message)
     for module in (
-        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/reports/notice.py", "filterdns/web/blockpage.py", "filterdns/i18n.py",
+        "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/reports/notice.py", "filterdns/web/blockpage.py", "filterdns/accounts/service.py", "filterdns/i18n.py",
         "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
         "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
     ):  # fmt: skip
@@ -464,3 +465,43 @@ async def test_the_privacy_notice_is_open_to_all_in_each_language_and_linked_fro
     portuguese = await page(console, "/family/privacy?lang=pt-BR")
     assert "Aviso de privacidade" in portuguese and "dados móveis (4G ou 5G)" in portuguese
     assert 'href="/family/privacy?lang=pt-BR"' in portuguese
+
+
+async def test_a_forgotten_password_without_mail_sends_parents_to_the_school(console: Console):
+    login = await page(console, "/family/login")
+    assert 'id="forgot-link" href="/family/forgot"' in login
+    text = await page(console, "/family/forgot?lang=pt-BR")
+    assert "Peça à escola um novo link" in text and 'id="help"' in text and 'id="forgot-form"' not in text
+
+
+async def test_a_forgotten_password_by_mail_tells_nobody_which_addresses_exist(console: Console):
+    config = console.control.config
+    console.control.config = config.with_node(mail=replace(config.node.mail, host="127.0.0.1", sender="filter@school.example"))
+    await console.control.store.create_user("bia@example.org", "parent", "!", groups=["7b"])
+    await console.control.store.create_user("off@example.org", "parent", "!", groups=["7b"])
+    await console.control.store.update_user("off@example.org", disabled=True)
+
+    async def ask(email: str) -> str:
+        token = await console.csrf("/family/forgot")
+        response = await console.client.post("/family/forgot", data={"email": email, "csrf_token": token})
+        assert response.status == 200
+        return await response.text()
+
+    answers = {await ask(email) for email in ("bia@example.org", "nobody@example.org", "off@example.org", "pat")}
+    assert len({re.sub(r'value="[^"]+"', "", a) for a in answers}) == 1 and 'id="reset-sent"' in answers.pop()
+    (mail,) = await console.control.store.list_messages(kind="password")
+    assert mail.recipient == "bia@example.org" and "within 60 minutes; it works once" in mail.body_text
+    link = re.search(r"/family/welcome/(\S+)", mail.body_text).group(0)
+    assert 'id="welcome-form"' in await page(console, link)
+    token = await console.csrf(link)
+    form = {"password": "a brand new secret phrase", "password2": "a brand new secret phrase", "csrf_token": token}
+    response = await console.client.post(link, data=form, allow_redirects=False)
+    assert response.status == 303
+    anonymous(console)
+    await page(console, link, 404)  # used: it works once
+    # Two links an hour per account, then the same answer and no more mail.
+    for _ in range(3):
+        await ask("bia@example.org")
+    assert len(await console.control.store.list_messages(kind="password")) == 2
+    audit = await console.store.list_audit(AuditFilter(action="parent.reset-link"))
+    assert [entry.target for entry in audit] == ["bia@example.org", "bia@example.org"]

@@ -16,10 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from filterdns.accounts.passwords import NO_PASSWORD, token_hash
+from filterdns.i18n import N_, Translator
 from filterdns.store import ApiToken, Conflict, Session, Store, User
 from filterdns.store.users import Role
 
 PASSWORD_LINK_DAYS = 14
+RESET_LINK_MINUTES = 60  # a link a parent asked for by mail: short-lived, as mail may be read by others
+RESET_SUBJECT = N_("Choose a new password")
+RESET_MAIL = N_(
+    "Someone asked to choose a new password for %(account)s on the school's online safety pages. If it was you, "
+    "open this link within %(minutes)s minutes; it works once:"
+)
+RESET_IGNORE = N_("If it was not you, ignore this email: your password stays as it is.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +202,33 @@ class Accounts:
 
     # --- one-time password links --------------------------------------------------------------
 
-    async def password_link(self, name: str) -> str:
+    async def password_link(self, name: str, *, seconds: float = PASSWORD_LINK_DAYS * 86_400) -> str:
         """The token of a new one-time link for ``name`` to set their password (any earlier
-        one stops working), valid for ``PASSWORD_LINK_DAYS``."""
+        one stops working), valid for ``seconds`` (``PASSWORD_LINK_DAYS`` by default). Only
+        its hash is stored, so the store cannot give a working link away."""
         token = secrets.token_urlsafe(32)
-        await self.store.put_password_token(name, token_hash(token), time.time() + PASSWORD_LINK_DAYS * 86_400)
+        await self.store.put_password_token(name, token_hash(token), time.time() + seconds)
         return token
+
+    async def mail_reset_link(self, name: str, *, client: str, base_url: str, translator: Translator) -> bool:
+        """Queue a mail with a one-time link valid for ``RESET_LINK_MINUTES`` for a parent
+        who asked for one on the login page, in their language. False (nothing queued)
+        unless ``name`` is an enabled parent account; the page says the same either way, so
+        nobody learns which addresses have accounts."""
+        user = await self.store.get_user(name)
+        if user is None or user.disabled or user.role != "parent":
+            return False
+        token = await self.password_link(name, seconds=RESET_LINK_MINUTES * 60)
+        await self.store.audit(name, "parent.reset-link", name, {"client": client})
+        text = "\n\n".join((
+            translator.gettext(RESET_MAIL) % {"account": name, "minutes": RESET_LINK_MINUTES},
+            f"{base_url}/family/welcome/{token}",
+            translator.gettext(RESET_IGNORE),
+        ))  # fmt: skip
+        return await self.store.enqueue_message(
+            dedup_key=f"password-reset:{token_hash(token)[:16]}", channel="email", kind="password", recipient=name,
+            subject=translator.gettext(RESET_SUBJECT), body_text=text + "\n",
+        )  # fmt: skip
 
     async def renew_password_link(self, name: str, *, actor: str) -> str:
         """A new password link asked for by staff (a parent who lost theirs)."""

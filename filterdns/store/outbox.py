@@ -23,7 +23,7 @@ class OutboxMessage:
     id: int
     dedup_key: str
     channel: str  # "email" | "webhook"
-    kind: str  # "digest" | "alert" | "test"
+    kind: str  # "digest" | "alert" | "test" | "password" (a reset link a parent asked for)
     recipient: str
     subject: str
     body_text: str

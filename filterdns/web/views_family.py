@@ -1,18 +1,26 @@
 """The parents' own pages: logging in, setting the first (or a forgotten) password through
-a one-time link, their home page with their classes, and their language."""
+a one-time link, asking for such a link by mail, the privacy notice, their home page with
+their classes, and their language."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from filterdns import i18n
-from filterdns.accounts.rules import password_problems
+from filterdns.accounts.rules import EMAIL, password_problems
 from filterdns.reports.notice import COUNTRY_LAW, NOT_COVERED, PURPOSE
 from filterdns.web import auth
 from filterdns.web.auth import PASSWORDS
 from filterdns.web.common import accounts_of, all_group_names, control_of, principal_of, redirect, user_of
 from filterdns.web.family import family_message, family_page, family_render, is_parent, translator_for
+from filterdns.web.blockpage import RateLimiter
 from filterdns.web.security import SESSIONS, session_token
+
+# Asking for a password link by mail: per asking address, and per account so that nobody
+# can fill a parent's mailbox. Past either limit the page says the same as always.
+RESET_LIMITS = web.AppKey("filterdns.reset_limits", tuple)
+RESETS_PER_CLIENT, RESETS_PER_ACCOUNT, RESET_PERIOD = 5, 2, 3600.0
+
 
 # accounts.rules.password_problems' messages, translated for parents (the catalogues hold them).
 _PASSWORD_MESSAGES = (
@@ -53,6 +61,35 @@ async def dead_password_link(request: web.Request) -> web.Response:
         request, 404, i18n.N_("This link does not work"),
         i18n.N_("It has been used already or has expired. Ask the school for a new one."),
     )  # fmt: skip
+
+
+@family_page(login=False)
+async def forgot_page(request: web.Request) -> web.StreamResponse:
+    """Where a parent who forgot their password asks for a link by mail, or, without mail,
+    is told whom at school to ask."""
+    return await family_render(request, "parents/forgot.html", {"sent": False, "mail_on": _mail_on(request)})
+
+
+def _mail_on(request: web.Request) -> bool:
+    return control_of(request).config.node.mail.enabled
+
+
+@family_page(login=False)
+async def forgot(request: web.Request) -> web.StreamResponse:
+    """Mail a short-lived one-time link to an enabled parent account, through the outbox.
+    The answer is the same whether or not the address has an account, and whether or not
+    a limit was reached, so the page tells nobody which addresses the school knows."""
+    if not _mail_on(request):
+        return await forgot_page(request)
+    account = str((await request.post()).get("email", "")).strip().lower()
+    per_client, per_account = request.app[RESET_LIMITS]
+    client = request.remote or ""
+    if EMAIL.fullmatch(account) and per_client.allow(client) and per_account.allow(account):
+        await accounts_of(request).mail_reset_link(
+            account, client=client, base_url=control_of(request).config.node.web.base_url,
+            translator=await translator_for(request, account),
+        )  # fmt: skip
+    return await family_render(request, "parents/forgot.html", {"sent": True, "mail_on": True})
 
 
 @family_page(login=False)
@@ -141,6 +178,9 @@ def setup(app: web.Application) -> None:
     router.add_get("/family/login", family_login_page, name="family-login")
     router.add_post("/family/login", family_login)
     router.add_get("/family/privacy", privacy_notice)
+    router.add_get("/family/forgot", forgot_page)
+    router.add_post("/family/forgot", forgot)
+    app[RESET_LIMITS] = (RateLimiter(RESETS_PER_CLIENT, RESET_PERIOD), RateLimiter(RESETS_PER_ACCOUNT, RESET_PERIOD))
     router.add_get("/family/welcome/{token}", welcome_page)
     router.add_post("/family/welcome/{token}", welcome)
     router.add_post("/family/language", save_language)
