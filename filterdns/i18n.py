@@ -62,6 +62,9 @@ MONTHS = (
 )  # fmt: skip
 DAY_MONTH_YEAR = N_("%(day)s %(month)s %(year)s")
 DAY_MONTH = N_("%(day)s %(month)s")
+MONTH_YEAR = N_("%(month)s %(year)s")
+SPAN_IN_ONE_MONTH = N_("%(first)s–%(last)s %(month)s")  # "9–15 November"
+SPAN_ACROSS_MONTHS = N_("%(first)s – %(last)s")  # "26 October – 1 November"
 
 
 # --- catalogues ---------------------------------------------------------------------------
@@ -222,6 +225,21 @@ class Translator:
         month = self.gettext(MONTHS[when.month - 1])
         pattern = self.gettext(DAY_MONTH_YEAR if year else DAY_MONTH)
         return pattern % {"day": when.day, "month": month, "year": when.year}
+
+    def span(self, first: date, last: date, *, year: bool = True) -> str:
+        """Two days as people say them: "23–29 November 2026", "23 a 29 de novembro de
+        2026"; both months when they differ, and both years when those differ (always,
+        without ``year``: "9–15 November", and "29 December 2025 – 4 January 2026")."""
+        if (first.year, first.month) == (last.year, last.month):
+            month = self.gettext(MONTHS[first.month - 1])
+            if year:
+                month = self.gettext(MONTH_YEAR) % {"month": month, "year": first.year}
+            return self.gettext(SPAN_IN_ONE_MONTH) % {"first": first.day, "last": last.day, "month": month}
+        years = first.year != last.year
+        return self.gettext(SPAN_ACROSS_MONTHS) % {
+            "first": self.day(first, year=years),
+            "last": self.day(last, year=year or years),
+        }
 
 
 def translator_of(context: Context) -> Translator:

@@ -180,6 +180,10 @@ def test_week_labels():
     assert week_label(across, portuguese) == "26 de outubro a 1 de novembro"
     new_year = Week.containing(date(2025, 12, 29), LONDON)
     assert week_label(new_year, english) == "29 December 2025 – 4 January 2026"
+    # With the year, as the report says it.
+    assert english.span(date(2026, 11, 23), date(2026, 11, 29)) == "23–29 November 2026"
+    assert portuguese.span(date(2026, 11, 23), date(2026, 11, 29)) == "23 a 29 de novembro de 2026"
+    assert portuguese.span(date(2026, 10, 26), date(2026, 11, 1)) == "26 de outubro a 1 de novembro de 2026"
 
 
 # --- what it says ----------------------------------------------------------------------------------

@@ -40,8 +40,6 @@ TEXT_TEMPLATE = "parents/mail/digest.txt"
 HTML_TEMPLATE = "parents/mail/digest.html"
 
 SUBJECT = i18n.N_("Online safety at school: week of %(week)s")
-WEEK_IN_ONE_MONTH = i18n.N_("%(first)s–%(last)s %(month)s")  # "9–15 November"
-WEEK_ACROSS_MONTHS = i18n.N_("%(first)s – %(last)s")  # "26 October – 1 November"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +96,7 @@ def digest_week(send_day: date, zone: ZoneInfo) -> Week:
 def week_label(week: Week, translator: i18n.Translator) -> str:
     """The week as people say it, in the reader's language: "9–15 November", naming both
     months (or years) when the week spans two."""
-    first, last = week.start, week.end
-    if first.month == last.month:
-        month = translator.gettext(i18n.MONTHS[first.month - 1])
-        return translator.gettext(WEEK_IN_ONE_MONTH) % {"first": first.day, "last": last.day, "month": month}
-    years = first.year != last.year
-    return translator.gettext(WEEK_ACROSS_MONTHS) % {
-        "first": translator.day(first, year=years),
-        "last": translator.day(last, year=years),
-    }
+    return translator.span(week.start, week.end, year=False)
 
 
 def family_tip(reports: Sequence[WeeklyReport], week: Week) -> Tip:
