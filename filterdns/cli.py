@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--client", help="client IP address (picks the group)")
     explain.add_argument("--mac", help="client MAC address (picks the group)")
     explain.add_argument("--group", help="group name (instead of --client/--mac)")
+    explain.add_argument(
+        "--where", choices=("school", "home"), default="school",
+        help="at school, or on a take-home device at home over DoH/DoT (the group's home policy)",
+    )
     explain.add_argument("--at", help="ISO time, e.g. 2026-11-23T10:00 (default: now, in the config's time zone)")
     users_cli.add_parser(commands)
     roster_cli.add_parser(commands)
@@ -237,8 +241,10 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     configure_logging("error")  # lists not downloaded yet are not this command's news
     policy = build_policy(config)
+    from filterdns.policy.home import group_at
+
     group = args.group or policy.identifier.group_for(client, mac)
-    explanation = policy.engine.explain(args.name, group, at)
+    explanation = policy.engine.explain(args.name, group_at(group, args.where), at)
     print(explanation.render())
     return 0
 

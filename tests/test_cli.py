@@ -109,6 +109,12 @@ def test_explain_tiktok_at_year7_lunch_is_allowed():
     assert "social is allowed for year7 during lunch" in out
 
 
+def test_explain_where_home_leaves_out_lesson_rules():
+    out = explain("--group", "year7", "--where", "home", "--at", "2026-11-24T09:30")
+    assert out.startswith("www.tiktok.com for group year7@home at 2026-11-24T09:30")
+    assert "verdict: allow" in out and "open window" not in out
+
+
 def test_explain_picks_the_group_from_the_client_address():
     # config.yaml puts year7 on 10.10.7.0/24.
     out = explain("--client", "10.10.7.25", "--at", "2026-11-24T09:30")

@@ -510,6 +510,12 @@ class PolicyConfig:
     blocking: BlockingConfig = BlockingConfig()
     # Categories a teacher's override can never allow (an admin's policy change still can).
     protected_categories: tuple[str, ...] = ("adult", "malware", "phishing", "self-harm")
+    # Where a device is (policy/home.py): queries from these networks, the groups' networks
+    # and the trusted forwarders are "at school"; DoH/DoT from anywhere else is "at home".
+    school_networks: tuple[IPNetwork, ...] = ()
+    # The school's floor at home: categories every group's home policy blocks (with the
+    # protected and locked ones); lesson-time rules never apply at home.
+    home_block: tuple[str, ...] = ("adult", "gambling", "malware", "phishing", "self-harm")
     # The catalogue's essential services followed by the school's ``essential_extra``.
     essential: tuple[EssentialEntry, ...] = ()
     alert_rules: tuple[AlertRule, ...] = ()

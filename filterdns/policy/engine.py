@@ -54,6 +54,7 @@ from filterdns.policy.groupstate import (
     list_name,
     on_list,
 )
+from filterdns.policy.home import home_config, home_group, is_home
 from filterdns.policy.safesearch import safe_search_target
 from filterdns.suffixes import is_public_suffix
 from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
@@ -187,8 +188,9 @@ class PolicyEngine:
 
     @property
     def group_names(self) -> tuple[str, ...]:
-        """Every group with a policy: the configured ones and the default group."""
-        return tuple(self._policies)
+        """Every group with a policy: the configured ones and the default group (not their
+        home policies, which nobody sets overrides for or picks by name)."""
+        return tuple(name for name in self._policies if not is_home(name))
 
     def replace_categories(self, categories: CategorySet) -> None:
         """Switch to a new category index (after a list refresh) in one step."""
@@ -198,6 +200,9 @@ class PolicyEngine:
         groups = {group.name: group for group in self._config.policy.groups}
         groups.setdefault(self._config.policy.default_group, GroupConfig(self._config.policy.default_group))
         policies = {name: self._compile(group, bits) for name, group in groups.items()}
+        for group in groups.values():  # each group's policy at home (policy/home.py)
+            home = home_config(group, self._config.policy)
+            policies[home.name] = self._compile(home, bits)
         locked = 0
         for category in self._config.policy.categories:
             if category.locked:
@@ -345,7 +350,10 @@ class PolicyEngine:
 
     def _policy(self, group: str) -> GroupPolicy:
         policy = self._policies.get(group)
-        return policy if policy is not None else self._policies[self._config.policy.default_group]
+        if policy is not None:
+            return policy
+        default = self._config.policy.default_group
+        return self._policies[home_group(default) if is_home(group) else default]
 
     def _names(self, mask: int) -> list[str]:
         return [name for bit, name in self._priority if mask & bit]

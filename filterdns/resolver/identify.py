@@ -7,13 +7,15 @@ believed only from ``trusted_forwarders``: anyone else could claim to be a staff
 
 Over DoH and DoT the client may also name itself (a URL path, a TLS server name); the
 listener looks that id up in the roster and hands the resulting ``Identity`` in, which then
-decides the group instead of the address.
+decides the group instead of the address; from outside the school's networks it is the
+group's home policy (``<group>@home``, see ``policy/home.py``).
 """
 
 from __future__ import annotations
 
 from filterdns.identity.roster import Identity
 from filterdns.policy.groups import GroupResolver
+from filterdns.policy.home import home_group
 from filterdns.resolver.access import NetworkSet
 from filterdns.wire.query import ClientSubnet, Query
 
@@ -37,9 +39,11 @@ class Client:
 
 
 class ClientIdentifier:
-    def __init__(self, groups: GroupResolver, trusted_forwarders: NetworkSet):
+    def __init__(self, groups: GroupResolver, trusted_forwarders: NetworkSet, school: NetworkSet | None = None):
         self._groups = groups
         self._trusted = trusted_forwarders
+        # The school's networks (``policy.home.school_networks``); None: everywhere is school.
+        self._school = school
 
     def group_for(self, address: str, mac: str | None = None) -> str:
         """The group of a client given directly (for ``filterdns explain`` and the console)."""
@@ -47,7 +51,10 @@ class ClientIdentifier:
 
     def identify(self, peer: str, query: Query, identity: Identity | None = None) -> Client:
         if identity is not None:
-            return Client(peer, None, identity.group, None, identity.label)
+            # An encrypted client outside the school's networks is at home: its group's
+            # home policy (``policy/home.py``) decides.
+            at_school = self._school is None or peer in self._school
+            return Client(peer, None, identity.group if at_school else home_group(identity.group), None, identity.label)
         if (query.client_subnet is None and query.mac is None) or peer not in self._trusted:
             return Client(peer, None, self._groups.group_for(peer), None)
         address = peer

@@ -121,7 +121,9 @@ class QueryPipeline:
             if error.rcode is None:
                 return None
             return error_response(raw, error.rcode, error.question_end)
-        if peer not in self.allowed_networks:
+        if peer not in self.allowed_networks and (identity is None or not identity.known):
+            # A take-home device naming a pupil of the roster is served from anywhere (its
+            # DoH/DoT stream cannot be used for reflection); anyone else only from inside.
             self.refused_access += 1
             return error_response(raw, RCODE_REFUSED, query.question_end, query)
         if query.edns_version:

@@ -27,6 +27,7 @@ from filterdns.policy.categories import (
 )
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
+from filterdns.policy.home import school_networks
 from filterdns.resolver.access import NetworkSet
 from filterdns.resolver.blocking import BlockResponder
 from filterdns.resolver.identify import ClientIdentifier
@@ -59,7 +60,9 @@ def build_policy(config: Config, categories: CategorySet | None = None) -> Polic
         engine=PolicyEngine(config, categories),
         blocker=BlockResponder(config),
         identifier=ClientIdentifier(
-            GroupResolver(config.policy.groups, config.policy.default_group), NetworkSet(config.policy.trusted_forwarders)
+            GroupResolver(config.policy.groups, config.policy.default_group),
+            NetworkSet(config.policy.trusted_forwarders),
+            NetworkSet(networks) if (networks := school_networks(config.policy)) else None,
         ),
     )
 

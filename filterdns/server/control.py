@@ -26,6 +26,7 @@ from filterdns.config.model import CategoryConfig, Config, GroupConfig, Schedule
 from filterdns.identity.roster import Roster, parse_roster, save_roster
 from filterdns.metrics import Metrics
 from filterdns.names import domain_name
+from filterdns.policy.home import PLACES, Where, group_at
 from filterdns.policy.categories import SourceStatus
 from filterdns.policy import document
 from filterdns.policy.listhealth import ListHealth
@@ -197,8 +198,12 @@ class Control(StoreChanges):
         client: str | None = None,
         mac: str | None = None,
         at: datetime | None = None,
+        where: Where = "school",
     ) -> Explanation:
-        """Why ``name`` gets its verdict for a group (or the group of a client address/MAC)."""
+        """Why ``name`` gets its verdict for a group (or the group of a client address/MAC),
+        at school or (``where="home"``) on a take-home device at home."""
+        if where not in PLACES:
+            raise ValueError(f"where must be one of {', '.join(PLACES)}")
         policy = self._service.active.require()
         if group is not None:
             if group not in policy.engine.group_names:
@@ -206,7 +211,7 @@ class Control(StoreChanges):
         else:
             address = str(ipaddress.ip_address(client)) if client else "0.0.0.0"
             group = policy.identifier.group_for(address, parse_mac(mac) if mac else None)
-        return policy.engine.explain(name, group, at)
+        return policy.engine.explain(name, group_at(group, where), at)
 
     def listing_sources(self, explanation: Explanation) -> dict[str, list[str]]:
         """Category -> the labels of its sources that list the explained name (reads the

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from filterdns.policy.explanation import Explanation
+from filterdns.policy.home import school_group
 from filterdns.policy.schedule import Schedule
 from filterdns.web.auth import check_group, group_picker, require
 from filterdns.web.common import (
@@ -51,8 +52,9 @@ def explain_for(request: web.Request, query: Mapping[str, str]) -> Explanation:
         check_group(user, group)  # before computing anything about a group not theirs
     at = parse_time(query.get("at"), zone)
     when = datetime.fromtimestamp(at, timezone.utc).astimezone(zone) if at is not None else None
-    explanation = control_of(request).explain(name, group=None if client else group, client=client, at=when)
-    check_group(user, explanation.group)
+    where = query.get("where", "school")
+    explanation = control_of(request).explain(name, group=None if client else group, client=client, at=when, where=where)
+    check_group(user, school_group(explanation.group))
     return explanation
 
 
@@ -152,6 +154,7 @@ async def check(request: web.Request) -> web.StreamResponse:
         "name": query.get("name", ""),
         "group": query.get("group", "") or (groups[0] if groups else ""),
         "client": query.get("client", ""),
+        "where": query.get("where", "school"),
         "at": "",
     }
     errors: list[str] = []

@@ -74,6 +74,8 @@ def read_groups(
     groups = []
     for name, node in reader.named("groups", "group"):
         sub = Reader(reader.ctx, node, f"groups.{name}")
+        if "@" in name:  # "<group>@home" names a group's policy at home (policy/home.py)
+            reader.ctx.fail(node, sub.path, "a group name cannot contain '@'")
         rules = _read_rules(sub, category, allowable, schedule)
         safe_search = read_flat(
             sub.sub("safe_search"), SafeSearchConfig, {"search": v.boolean, "youtube": v.youtube_mode}

@@ -15,7 +15,7 @@ from filterdns.config.model import BlockingConfig, GroupConfig, PolicyConfig
 from filterdns.config.sections.alerts import read_alerts
 from filterdns.config.sections.categories import read_catalogue, read_categories
 from filterdns.config.sections.essential import read_essential_extra
-from filterdns.config.sections.groups import read_groups
+from filterdns.config.sections.groups import known_category, read_groups
 from filterdns.config.sections.schedules import read_schedules
 from filterdns.config.yamlnodes import Context, Node, Reader, default_of, node_at, read_flat
 
@@ -32,6 +32,8 @@ def read_policy(top: Reader, base: Path) -> PolicyConfig:
     categories.update(read_categories(top, base, locked))
     schedules = read_schedules(top, timezone)
     groups = read_groups(top, categories, schedules, locked)
+    school_networks = top.get_list("school_networks", v.parse_network)
+    home_block = top.get_list("home_block", known_category(categories)) if top.node_of("home_block") else None
     default_group = top.get("default_group", v.text, default_of(PolicyConfig, "default_group"))
     if default_group not in {g.name for g in groups}:
         groups.append(GroupConfig(name=default_group, description="Clients that match no other group"))
@@ -52,6 +54,8 @@ def read_policy(top: Reader, base: Path) -> PolicyConfig:
         protected_categories=top.get_list("protected_categories", v.text)
         or default_of(PolicyConfig, "protected_categories"),
         essential=essential + read_essential_extra(top),
+        school_networks=school_networks,
+        home_block=default_of(PolicyConfig, "home_block") if home_block is None else home_block,
         alert_rules=read_alerts(top.sub("alerts"), categories, [g.name for g in groups]),
     )
     _check_policy(top, policy)
