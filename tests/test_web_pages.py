@@ -143,6 +143,14 @@ async def test_check_explains_in_plain_words(console: Console):
     assert 'id="explanation"' not in empty and 'id="check-name"' in empty
 
 
+async def test_check_at_home_uses_the_groups_home_policy(console: Console):
+    await console.logged_in("tom")  # a teacher of 7b checks 7b's take-home devices
+    home = await text_of(console, "/check?name=www.youtube.com&group=7b&where=home")
+    assert '<span class="name">www.youtube.com</span> for 7b@home' in home
+    assert '<option value="home" selected>' in home
+    await text_of(console, "/check?name=www.youtube.com&group=8c&where=home", 403)
+
+
 # --- overrides ---------------------------------------------------------------------------------------------
 
 

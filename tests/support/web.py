@@ -29,6 +29,7 @@ from filterdns.config.loader import ConfigError, load_config
 from filterdns.config.model import Config
 from filterdns.identity.roster import Roster, parse_roster
 from filterdns.metrics import Metrics
+from filterdns.policy.home import group_at
 from filterdns.policy.explanation import Explanation
 from filterdns.policy.listsource import explanation_sources
 from filterdns.resolver.events import QueryEvent
@@ -118,14 +119,14 @@ class FakeControl(StoreChanges):
 
     def explain(
         self, name: str, *, group: str | None = None, client: str | None = None,
-        mac: str | None = None, at: datetime | None = None,
+        mac: str | None = None, at: datetime | None = None, where: str = "school",
     ) -> Explanation:  # fmt: skip
         if group is not None:
             if group not in self.policy.engine.group_names:
                 raise ValueError(f"no group '{group}'")
         else:
             group = self.policy.identifier.group_for(str(ipaddress.ip_address(client or "0.0.0.0")), mac)
-        return self.policy.engine.explain(name, group, at)
+        return self.policy.engine.explain(name, group_at(group, where), at)
 
     def policy_document(self) -> tuple[int, str]:
         return self.revision, self.policy_text
