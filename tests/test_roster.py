@@ -118,3 +118,23 @@ def test_the_strictest_pupil_group_is_chosen_never_staff() -> None:
     ]
     assert strictest_group(groups, "staff") == "year7"
     assert strictest_group([GroupConfig("staff")], "guests") == "guests"
+
+
+def test_the_saved_roster_is_for_the_service_user_only(tmp_path) -> None:
+    """It holds pupils' names and mail addresses: 0600 in a 0700 folder, whatever the umask."""
+    import os
+    import stat
+
+    from filterdns.identity.roster import save_roster
+
+    entries = parse_roster("pupil_id,display_name,group,email,device_ids\np1,Ada,year7,ada@school.example,\n", ["year7"])
+    folder = tmp_path / "data"
+    old = os.umask(0o022)
+    try:
+        save_roster(folder / "roster.csv", entries)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((folder / "roster.csv").stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not list(folder.glob("*.tmp"))
+    assert "ada@school.example" in (folder / "roster.csv").read_text()

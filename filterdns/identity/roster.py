@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filterdns.identity.hashing import chromeos_hash, log_id
+from filterdns.private_files import private_dir, private_file
 
 COLUMNS = ("pupil_id", "display_name", "group", "email", "device_ids")
 MAX_ROWS = 200_000
@@ -184,8 +185,11 @@ def load_roster(path: Path, groups: Collection[str], *, salt: str, unknown_group
 
 
 def save_roster(path: Path, entries: Iterable[RosterEntry]) -> None:
-    """Replace the stored roster atomically: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace the stored roster atomically: a reader sees the old file or the new one. It
+    holds pupils' names and mail addresses, so it is for the service's own user only (0600
+    in a 0700 folder), like everything else in the data directory."""
+    private_dir(path.parent)
     temporary = path.with_name(path.name + ".tmp")
+    private_file(temporary)
     temporary.write_text(roster_csv(entries), encoding="utf-8")
     os.replace(temporary, path)
