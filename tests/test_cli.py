@@ -48,7 +48,8 @@ def test_check_config_on_the_example_prints_category_counts():
     assert result.returncode == 0, result.stderr
     for category in ("adult", "gambling", "social", "games", "bypass", "ai-chat"):
         assert re.search(rf"^\s+{category}\s+\d+ domains\s+\S*blocklists/curated/{category}\.txt$", result.stdout, re.MULTILINE), category
-    assert re.search(r"config\.yaml: OK — 5 groups, 3 schedules, 17 categories, \d+ listed domains", result.stdout)
+    # The catalogue's URL lists are not downloaded yet in a fresh checkout: warnings, not problems.
+    assert re.search(r"config\.yaml: OK(, with \d+ warnings?)? — 5 groups, 3 schedules, 17 categories, \d+ listed domains", result.stdout)
 
 
 def test_check_config_reports_list_health(tmp_path):

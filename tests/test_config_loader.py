@@ -184,7 +184,8 @@ def test_bad_time_zone_in_a_schedule(tmp_path):
 def test_invalid_yaml_names_the_line(tmp_path):
     path = write(tmp_path, "server:\n  listen: ['127.0.0.1:53'\ngroups:\n  a: {}\n")
     (problem,) = problems(path)
-    assert problem.startswith(f"{path}:3: not valid YAML")
+    # The unclosed bracket opens on line 2; the parser only notices on line 3.
+    assert problem.startswith(f"{path}:2: not valid YAML") and problem.endswith("(line 3)")
 
 
 def test_duplicated_mac_across_groups(tmp_path):
@@ -333,6 +334,8 @@ def test_macs_are_normalised(text):
 
 
 def test_a_full_config_loads_into_typed_values(tmp_path):
+    for name in ("lists/social.txt", "lists/more.txt"):
+        write(tmp_path, "listed.example\n", name=name)
     path = write(
         tmp_path,
         """
@@ -447,6 +450,8 @@ def test_defined_default_group_is_not_duplicated(tmp_path):
 
 
 def test_catalogue_paths_are_relative_to_the_catalogue(tmp_path):
+    for name in ("blocklists/curated/adult.txt", "blocklists/extra/adult.txt", "blocklists/curated/social.txt", "mine.txt"):
+        write(tmp_path, "listed.example\n", name=name)
     write(
         tmp_path,
         """

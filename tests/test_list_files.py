@@ -42,7 +42,7 @@ def test_a_policy_cannot_name_a_file_outside_the_config_folder_or_data_dir(schoo
     with pytest.raises(ConfigError) as refused:
         config_with_policy(load_config(school), policy(source), "policy")
     [problem] = refused.value.problems
-    assert problem.startswith("policy: categories.games.sources: ") and "list files must be inside" in problem
+    assert problem.startswith("policy:3: categories.games.sources[0]: ") and "list files must be inside" in problem
     assert "hunter2" not in problem
 
 

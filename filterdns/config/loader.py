@@ -9,17 +9,24 @@ reads both; ``config_with_policy`` puts a policy revision over a node's settings
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import socket
 from pathlib import Path
 from typing import Iterable
 
 from filterdns.config import values as v
-from filterdns.config.model import Config, Endpoint, NodeConfig, ServerConfig, UpstreamConfig, UpstreamServerConfig, inside
+from filterdns.config.model import Config, Endpoint, NodeConfig, ServerConfig, UpstreamConfig, UpstreamServerConfig
 from filterdns.config.policytext import dump_policy
 from filterdns.config.sections.node import read_node
 from filterdns.config.sections.policy import POLICY_KEYS, read_policy
 from filterdns.config.yamlnodes import ConfigError, Context, Reader, compose_file, compose_text
+
+log = logging.getLogger("filterdns.config")
+
+# The most a policy document may weigh. The example school's is about 10 kB; big lists
+# belong in list files, which the policy only names.
+MAX_POLICY_BYTES = 1_000_000
 
 # The policy of the embedded default: one group for everyone, bypass protection on.
 EMBEDDED_POLICY = dump_policy({"groups": {"default": {"description": "Every client"}}, "default_group": "default"})
@@ -28,8 +35,16 @@ EMBEDDED_POLICY = dump_policy({"groups": {"default": {"description": "Every clie
 def config_with_policy(base: Config, document: str, label: str = "policy") -> Config:
     """``base`` (a node's file or the embedded default) with its policy replaced by
     ``document`` (a revision from the store or the console). Relative paths in the document
-    are relative to the config file's folder. Problems are reported as ``label:LINE: key: ...``."""
-    root = compose_text(document, label)
+    are relative to the config file's folder. Problems are reported as ``label:LINE: key: ...``.
+
+    A document may come from anyone with the admin role, through the API: it is refused
+    before parsing when over ``MAX_POLICY_BYTES``, and when it uses YAML aliases."""
+    size = len(document.encode("utf-8"))
+    if size > MAX_POLICY_BYTES:
+        raise ConfigError(
+            [f"{label}: the policy is {size:,} bytes; the most accepted is {MAX_POLICY_BYTES:,} (long lists belong in list files)"]
+        )
+    root = compose_text(document, label, aliases=False)
     if not isinstance(root.value, dict):
         raise ConfigError([f"{label}:{root.line}: the policy must be a mapping of sections"])
     unknown = [(key, key_node) for key, (key_node, _) in root.value.items() if key not in POLICY_KEYS]
@@ -39,41 +54,32 @@ def config_with_policy(base: Config, document: str, label: str = "policy") -> Co
         )
     ctx = Context(label)
     top = Reader(ctx, root, "")
-    policy = read_policy(top, base.node.folder)
+    policy = read_policy(top, base.node.folder, base.node.list_file_roots)
     top.finish()
-    if ctx.problems:
-        raise ConfigError(ctx.problems)
-    return _with_list_files_checked(dataclasses.replace(base, policy=policy), label)
+    ctx.check()
+    return dataclasses.replace(base, policy=policy)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file. Raises ``ConfigError`` (with every problem) or OSError."""
+def read_config(path: str | Path) -> tuple[Config, list[str]]:
+    """Read and validate a config file: the config and its warnings (``file:line: key: ...``,
+    things that work but are probably not what was meant). Raises ``ConfigError`` with every
+    problem, sorted by line, or OSError."""
     path = Path(path)
     root, base = compose_file(path), path.resolve().parent
     ctx = Context(str(path))
     top = Reader(ctx, root, "")
     node = read_node(top, base, source=path)
-    policy = read_policy(top, base)
+    policy = read_policy(top, base, node.list_file_roots)
     top.finish()
-    if ctx.problems:
-        raise ConfigError(ctx.problems)
-    return _with_list_files_checked(Config(node, policy), str(path))
+    ctx.check()
+    return Config(node, policy), ctx.warnings
 
 
-def _with_list_files_checked(config: Config, label: str) -> Config:
-    """``config``, unless a local list file lies outside its folder and data_dir (symlinks
-    followed): ``{file: /etc/shadow}`` in a policy sent from the console must not make the
-    server read, and show the first lines of, files it can read but nobody should."""
-    roots = config.node.list_file_roots
-    problems = [
-        f"{label}: categories.{category.name}.sources: {source.location} is outside the config's folder "
-        f"({roots[0]}) and data_dir ({roots[1]}); list files must be inside one of them"
-        for category in config.policy.categories
-        for source in category.sources
-        if not source.is_url and not inside(Path(source.location), roots)
-    ]
-    if problems:
-        raise ConfigError(problems)
+def load_config(path: str | Path) -> Config:
+    """``read_config``, with its warnings logged."""
+    config, warnings = read_config(path)
+    for warning in warnings:
+        log.warning("%s", warning)
     return config
 
 

@@ -73,6 +73,19 @@ def parse_network(value: Any) -> IPNetwork:
         raise ValueError(f"'{value}' is not an IP address or CIDR network") from None
 
 
+def host_bits_note(value: Any) -> str | None:
+    """A warning for ``10.10.8.5/24``: accepted as the network 10.10.8.0/24, which is often
+    not what was meant (a /32 for one device, or a typo in the prefix length)."""
+    written = str(value).strip()
+    address, slash, _ = written.partition("/")
+    if not slash:
+        return None
+    network = ipaddress.ip_network(written, strict=False)
+    if network.network_address == ipaddress.ip_address(address):
+        return None
+    return f"'{written}' has host bits set; it means the network {network}"
+
+
 def parse_mac(value: Any) -> str:
     hexdigits = re.sub(r"[^0-9a-fA-F]", "", str(value))
     if len(hexdigits) != 12 or not re.fullmatch(r"[0-9a-fA-F:.\-]+", str(value)):

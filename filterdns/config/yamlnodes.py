@@ -3,7 +3,8 @@
 PyYAML's node tree keeps a line number for every key; we walk it ourselves instead of
 ``yaml.safe_load`` so that a mistake deep inside ``groups.year7.rules[1].during`` is reported
 as ``config.yaml:57: groups.year7.rules[1].during: unknown schedule 'lunchtime'``. All
-problems are collected, not just the first, so an admin fixes a file in one pass.
+problems are collected, not just the first, and come out in the order of the file's lines, so
+an admin fixes a file in one pass, top to bottom.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+class YamlSyntaxError(ConfigError):
+    """Text that is not YAML (or not YAML a policy may use): one problem at ``line``."""
+
+    def __init__(self, file: str, line: int, message: str):
+        super().__init__([f"{file}:{line}: {message}" if line else f"{file}: {message}"])
+        self.file, self.line = file, line
+
+
 @dataclass(slots=True)
 class Node:
     """A YAML value with the line it started on (1-based). A mapping's value is
@@ -35,16 +44,57 @@ class Node:
     line: int
 
 
+# A problem or warning: the file, the line (0: the file as a whole) and the text to show.
+_Finding = tuple[str, int, str]
+
+
 @dataclass
 class Context:
-    """Collects problems while the tree is converted; every check goes through ``fail``."""
+    """Collects problems and warnings while the tree is converted; every check goes through
+    ``fail`` or ``warn``. Both come out sorted by line, this file's first (then those of files
+    it names, such as the catalogue), whatever order the sections were read in."""
 
     file: str
-    problems: list[str] = field(default_factory=list)
+    failed: list[_Finding] = field(default_factory=list)
+    warned: list[_Finding] = field(default_factory=list)
 
     def fail(self, node: Node | None, path: str, message: str) -> None:
+        self.failed.append(self._finding(node, path, message))
+
+    def warn(self, node: Node | None, path: str, message: str) -> None:
+        """Something that works but is probably not what was meant."""
+        self.warned.append(self._finding(node, path, message))
+
+    def absorb(self, other: Context | YamlSyntaxError) -> None:
+        """The findings of a file read on this one's behalf (the catalogue, its lists)."""
+        if isinstance(other, YamlSyntaxError):
+            self.failed.append((other.file, other.line, other.problems[0]))
+        else:
+            self.failed.extend(other.failed)
+            self.warned.extend(other.warned)
+
+    @property
+    def problems(self) -> list[str]:
+        return self._in_order(self.failed)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._in_order(self.warned)
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` with every problem found, if any."""
+        if self.failed:
+            raise ConfigError(self.problems)
+
+    def _finding(self, node: Node | None, path: str, message: str) -> _Finding:
         where = f"{self.file}:{node.line}" if node is not None else self.file
-        self.problems.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+        return (self.file, node.line if node is not None else 0, f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+    def _in_order(self, findings: list[_Finding]) -> list[str]:
+        files = {self.file: 0}
+        for file, _, _ in findings:
+            files.setdefault(file, len(files))
+        return [text for file, line, text in sorted(findings, key=lambda f: (files[f[0]], f[1]))]
 
 
 # libyaml's parser when PyYAML was built with it (several times faster); same nodes and marks.
@@ -70,14 +120,41 @@ def to_nodes(node: yaml.Node) -> Node:
     return Node(_scalar(node), line)
 
 
-def compose_text(text: str, label: str) -> Node:
-    """The node tree of a YAML document; broken YAML is a ``ConfigError`` at its line."""
+def compose_text(text: str, label: str, *, aliases: bool = True) -> Node:
+    """The node tree of a YAML document; broken YAML is a ``YamlSyntaxError`` at the line
+    where the broken part starts. ``aliases=False`` (documents from the console and the
+    API) refuses ``*name`` before anything is expanded: ten nested aliases in a few hundred
+    bytes expand to a billion nodes, and the walk below would take the server with it."""
     try:
+        if not aliases:
+            _refuse_aliases(text, label)
         root = yaml.compose(text, Loader=YAML_LOADER)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        raise ConfigError([f"{label}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {error.problem}"]) from None
+        raise _syntax_error(error, label) from None
     return to_nodes(root) if root is not None else Node({}, 1)
+
+
+def _refuse_aliases(text: str, label: str) -> None:
+    if "*" not in text:
+        return  # no alias without an asterisk: the common case costs one scan of the text
+    for event in yaml.parse(text, Loader=YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise YamlSyntaxError(
+                label,
+                event.start_mark.line + 1,
+                f"YAML aliases (*{event.anchor}) are not accepted in a policy; write the value out in full",
+            )
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, label: str) -> YamlSyntaxError:
+    """Where the broken part starts (an unclosed bracket or quote), not where the parser gave
+    up, which can be many lines further down; both lines are named when they differ."""
+    start, found = error.context_mark, error.problem_mark
+    line = (start or found).line + 1 if (start or found) else 0
+    message = f"not valid YAML: {error.context + ', ' if error.context else ''}{error.problem}"
+    if start and found and found.line != start.line:
+        message += f" (line {found.line + 1})"
+    return YamlSyntaxError(label, line, message)
 
 
 def compose_file(path: Path) -> Node:
@@ -141,8 +218,9 @@ class Reader:
             self.ctx.fail(node, self.child_path(key), str(error))
             return default
 
-    def get_list(self, key: str, parse: Parser) -> tuple[Any, ...]:
-        """A list of scalars (a single scalar is accepted as a one-item list)."""
+    def get_list(self, key: str, parse: Parser, note: Callable[[Any], str | None] | None = None) -> tuple[Any, ...]:
+        """A list of scalars (a single scalar is accepted as a one-item list). ``note`` gives
+        a warning for an item that is valid but probably not what was meant."""
         self.used[key] = None
         if key not in self.entries or self.entries[key][1].value is None:
             return ()
@@ -154,6 +232,10 @@ class Reader:
                 result.append(parse(plain(item)))
             except ValueError as error:
                 self.ctx.fail(item, f"{self.child_path(key)}[{i}]", str(error))
+                continue
+            warning = note(plain(item)) if note is not None else None
+            if warning:
+                self.ctx.warn(item, f"{self.child_path(key)}[{i}]", warning)
         return tuple(result)
 
     def fields(self, cls: type, parsers: dict[str, Parser | tuple[str, Parser]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from filterdns.config import values as v
 from filterdns.config.model import CategoryConfig, EssentialEntry, SourceConfig, inside
 from filterdns.config.sections.essential import read_essential_file
-from filterdns.config.yamlnodes import ConfigError, Context, Reader, compose_file, default_of
+from filterdns.config.yamlnodes import Context, Reader, YamlSyntaxError, compose_file, default_of
 
 LOCKED_CATEGORY = (
     "category '{name}' is locked: it is blocked for every group at all times and nobody, "
@@ -16,8 +16,28 @@ LOCKED_CATEGORY = (
 )
 
 
-def read_sources(reader: Reader, key: str, base: Path) -> tuple[SourceConfig, ...]:
-    """``sources: [PATH | URL | {url | file, format, name}]``; paths are relative to ``base``."""
+def list_file_problem(location: str, roots: tuple[Path, ...]) -> str | None:
+    """Why a local list file cannot be used, or None. A file outside ``roots`` (the config's
+    folder and data_dir, symlinks followed) is refused before it is opened: a policy sent
+    from the console must not read, or even probe for, the server's other files. A file that
+    cannot be opened is a problem too: serving with the category silently empty is worse."""
+    path = Path(location)
+    if not inside(path, roots):
+        return (
+            f"{location} is outside the config's folder ({roots[0]}) and data_dir ({roots[1]}); "
+            "list files must be inside one of them"
+        )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        return f"cannot read {location}: {error.strerror}"
+    return None
+
+
+def read_sources(reader: Reader, key: str, base: Path, roots: tuple[Path, ...]) -> tuple[SourceConfig, ...]:
+    """``sources: [PATH | URL | {url | file, format, name}]``; paths are relative to ``base``
+    and must name readable files inside ``roots``."""
     node = reader.node_of(key)
     if node is None:
         return ()
@@ -43,11 +63,18 @@ def read_sources(reader: Reader, key: str, base: Path) -> tuple[SourceConfig, ..
         else:
             ctx.fail(item, item_path, "expected a file path, a URL, or {url|file, format}")
             continue
-        sources.append(SourceConfig(location, fmt, label))
+        source = SourceConfig(location, fmt, label)
+        problem = None if source.is_url or not roots else list_file_problem(location, roots)
+        if problem:
+            ctx.fail(item, item_path, problem)
+            continue
+        sources.append(source)
     return tuple(sources)
 
 
-def read_categories(reader: Reader, base: Path, locked: frozenset[str] = frozenset()) -> dict[str, CategoryConfig]:
+def read_categories(
+    reader: Reader, base: Path, roots: tuple[Path, ...], locked: frozenset[str] = frozenset()
+) -> dict[str, CategoryConfig]:
     """``categories: {NAME: {description, sources, domains, locked}}``. A category replacing
     one of ``locked`` (the catalogue's locked categories) stays locked, and ``locked: false``
     on it is refused."""
@@ -55,7 +82,7 @@ def read_categories(reader: Reader, base: Path, locked: frozenset[str] = frozens
     for name, node in reader.named("categories", "category"):
         sub = Reader(reader.ctx, node, reader.child_path(f"categories.{name}"))
         values = sub.fields(CategoryConfig, {"description": v.text, "locked": v.boolean})
-        sources = read_sources(sub, "sources", base)
+        sources = read_sources(sub, "sources", base, roots)
         domains = sub.get_list("domains", v.text)
         sub.finish()
         if name in locked:
@@ -66,7 +93,9 @@ def read_categories(reader: Reader, base: Path, locked: frozenset[str] = frozens
     return categories
 
 
-def read_catalogue(reader: Reader, base: Path) -> tuple[dict[str, CategoryConfig], tuple[EssentialEntry, ...]]:
+def read_catalogue(
+    reader: Reader, base: Path, roots: tuple[Path, ...]
+) -> tuple[dict[str, CategoryConfig], tuple[EssentialEntry, ...]]:
     """Categories and essential services from the file named by ``catalogue:`` (its paths
     relative to that file); its problems name the catalogue file."""
     catalogue_name = reader.get("catalogue", v.text, None)
@@ -82,14 +111,14 @@ def read_catalogue(reader: Reader, base: Path) -> tuple[dict[str, CategoryConfig
     except OSError as error:
         reader.ctx.fail(reader.node_of("catalogue"), "catalogue", f"cannot read {path}: {error}")
         return {}, ()
-    except ConfigError as error:
-        reader.ctx.problems.extend(error.problems)
+    except YamlSyntaxError as error:
+        reader.ctx.absorb(error)
         return {}, ()
     sub_ctx = Context(str(path))
     catalogue_reader = Reader(sub_ctx, root, "")
-    categories = read_categories(catalogue_reader, path.parent)
+    categories = read_categories(catalogue_reader, path.parent, roots)
     essential = read_essential_file(catalogue_reader, path.parent)
     catalogue_reader.finish()
-    reader.ctx.problems.extend(sub_ctx.problems)
+    reader.ctx.absorb(sub_ctx)
     return categories, essential
 

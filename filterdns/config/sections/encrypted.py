@@ -31,7 +31,7 @@ def read_doh(reader: Reader, base: Path) -> DohConfig:
         listen=reader.get_list("listen", v.parse_endpoint),
         tls_cert=cert,
         tls_key=key,
-        trusted_proxies=reader.get_list("trusted_proxies", v.parse_network),
+        trusted_proxies=reader.get_list("trusted_proxies", v.parse_network, v.host_bits_note),
         **values,
     )
     reader.finish()

@@ -9,7 +9,7 @@ from typing import Any
 
 from filterdns.config import values as v
 from filterdns.config.model import EssentialEntry, inside
-from filterdns.config.yamlnodes import ConfigError, Context, Reader, compose_file
+from filterdns.config.yamlnodes import Context, Reader, YamlSyntaxError, compose_file
 from filterdns.suffixes import is_public_suffix
 
 SCHOOL_SERVICE = "this school's essential list"
@@ -42,8 +42,8 @@ def read_essential_file(reader: Reader, base: Path) -> tuple[EssentialEntry, ...
     except OSError as error:
         reader.ctx.fail(reader.node_of("essential"), "essential", f"cannot read {path}: {error}")
         return ()
-    except ConfigError as error:
-        reader.ctx.problems.extend(error.problems)
+    except YamlSyntaxError as error:
+        reader.ctx.absorb(error)
         return ()
     ctx = Context(str(path))
     top = Reader(ctx, root, "")
@@ -63,7 +63,7 @@ def read_essential_file(reader: Reader, base: Path) -> tuple[EssentialEntry, ...
             entries.extend(EssentialEntry(name, service, kind, reason, source) for name in names)
         kind_reader.finish()
     top.finish()
-    reader.ctx.problems.extend(ctx.problems)
+    reader.ctx.absorb(ctx)
     return tuple(entries)
 
 

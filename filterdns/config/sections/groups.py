@@ -93,7 +93,7 @@ def read_groups(
         groups.append(
             GroupConfig(
                 name=name,
-                networks=sub.get_list("networks", v.parse_network),
+                networks=sub.get_list("networks", v.parse_network, v.host_bits_note),
                 macs=sub.get_list("macs", v.parse_mac),
                 block=sub.get_list("block", category),
                 rules=rules,

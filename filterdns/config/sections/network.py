@@ -30,7 +30,7 @@ def read_server(reader: Reader) -> ServerConfig:
     )
     # An empty list means "not given": a resolver listening nowhere is never what was meant.
     values["listen"] = reader.get_list("listen", v.parse_endpoint) or default_of(ServerConfig, "listen")
-    values["allow_networks"] = reader.get_list("allow_networks", v.parse_network) or default_of(
+    values["allow_networks"] = reader.get_list("allow_networks", v.parse_network, v.host_bits_note) or default_of(
         ServerConfig, "allow_networks"
     )
     reader.finish()

@@ -27,7 +27,7 @@ def read_node(top: Reader, base: Path, source: Path) -> NodeConfig:
         metrics_listen=read_metrics(top.sub("metrics")),
         data_dir=base / top.get("data_dir", v.text, default_of(NodeConfig, "data_dir")),
         lists=read_lists(top.sub("lists")),
-        fetch_allow=top.get_list("fetch_allow", v.parse_network),
+        fetch_allow=top.get_list("fetch_allow", v.parse_network, v.host_bits_note),
         store=read_store(top.sub("store")),
         web=read_web(top.sub("web"), base),
         mail=read_mail(top.sub("mail"), base),

@@ -22,14 +22,15 @@ from filterdns.config.yamlnodes import Context, Node, Reader, default_of, node_a
 NEEDS_PAGE_ADDRESS = "block mode 'blockpage' needs the block page's address"
 
 
-def read_policy(top: Reader, base: Path) -> PolicyConfig:
+def read_policy(top: Reader, base: Path, list_roots: tuple[Path, ...]) -> PolicyConfig:
     """The policy from the top-level mapping ``top``, read in the order its keys are written
-    in a policy document. Paths in it are relative to ``base``."""
+    in a policy document. Paths in it are relative to ``base``; local list files must be
+    inside ``list_roots`` (the node's ``list_file_roots``)."""
     timezone = top.get("timezone", v.parse_timezone, default_of(PolicyConfig, "timezone"))
-    trusted_forwarders = top.get_list("trusted_forwarders", v.parse_network)
-    categories, essential = read_catalogue(top, base)
+    trusted_forwarders = top.get_list("trusted_forwarders", v.parse_network, v.host_bits_note)
+    categories, essential = read_catalogue(top, base, list_roots)
     locked = frozenset(name for name, category in categories.items() if category.locked)
-    categories.update(read_categories(top, base, locked))
+    categories.update(read_categories(top, base, list_roots, locked))
     schedules = read_schedules(top, timezone)
     groups = read_groups(top, categories, schedules, locked)
     school_networks = top.get_list("school_networks", v.parse_network)
@@ -89,7 +90,7 @@ def _keys_read_by_policy() -> tuple[str, ...]:
     """The top-level keys ``read_policy`` asks for, in its order (an empty document names
     them all and touches no file)."""
     reader = Reader(Context("<policy keys>"), Node({}, 1), "")
-    read_policy(reader, Path("."))
+    read_policy(reader, Path("."), ())
     return tuple(reader.used)
 
 
