@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from filterdns.config.loader import MAX_POLICY_BYTES, ConfigError, config_with_policy, load_config, read_config
+from tests.support.hostile import laughs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,15 +147,6 @@ def test_a_yaml_syntax_error_points_at_the_line_where_the_problem_starts(tmp_pat
 
 
 # --------------------------------------------------------------------------- hostile policies
-
-
-def laughs(levels: int) -> str:
-    """A billion-laughs document: each level's list holds the previous one nine times."""
-    lines = ["categories:", "  c0: {domains: &l0 [a.example, a.example, a.example, a.example, a.example]}"]
-    for level in range(1, levels):
-        refs = ", ".join([f"*l{level - 1}"] * 9)
-        lines.append(f"  c{level}: {{domains: &l{level} [{refs}]}}")
-    return "\n".join(lines) + "\n"
 
 
 def test_a_policy_with_nested_aliases_is_refused_fast_with_a_plain_message(tmp_path):

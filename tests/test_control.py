@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
 from filterdns.config.loader import ConfigError, load_config
 from filterdns.server.service import Service
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.hostile import laughs
 
 CONFIG = """
 server: {{listen: ["127.0.0.1:0"]}}
@@ -55,6 +58,19 @@ async def test_apply_policy_validates_stores_audits_and_applies(service):
         await control.apply_policy(document, author="alice")
     assert "unknown category 'nonsense'" in problem.value.problems[0]
     assert control.policy_document()[0] == revision  # nothing stored
+
+
+async def test_a_policy_with_nested_aliases_is_refused_before_anything_expands_it(service):
+    """Through the API a document reaches Control as text: the alias refusal comes before any
+    check that would walk the expanded lists (str() of ``allow: *l6`` is 2.6 million names)."""
+    control = service.control
+    before = control.policy_document()[0]
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as refused:
+        await control.apply_policy(laughs(7, top="allow: *l6"), author="alice")
+    assert time.monotonic() - started < 1.0
+    assert refused.value.problems == ["policy:3: YAML aliases (*l0) are not accepted in a policy; write the value out in full"]
+    assert control.policy_document()[0] == before  # nothing stored
 
 
 async def test_rollback_restores_an_earlier_revision(service):

@@ -273,6 +273,7 @@ def test_a_locked_category_cannot_be_unlocked_or_allowed(tmp_path):
     )
     assert any("category 'illegal' is locked" in p for p in problems(allowed))
     # Replacing it to add a licensed list keeps it locked.
+    (tmp_path / "iwf.txt").write_text("abuse.example/a/page.html\n")
     extended = write(
         tmp_path,
         """

@@ -31,7 +31,7 @@ categories:
   video: {description: "Video sites & <clips>", domains: [youtube.com, vimeo.com]}
   games: {description: Online games, domains: [games.example]}
   adult: {description: Adult content, domains: [adult.example]}
-  local: {description: The school's own list, sources: [lists/local.txt, lists/missing.txt]}
+  local: {description: The school's own list, sources: [lists/local.txt, lists/broken.txt]}
 schedules:
   lessons:
     weekly: {mon-fri: ["08:45-10:45", "11:05-12:25"]}
@@ -93,6 +93,8 @@ async def console(tmp_path: Path, monkeypatch) -> AsyncIterator[Console]:
     monkeypatch.setattr(support, "FakeControl", PolicyControl)
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "local.txt").write_text("local.example\nnot a <domain> line\n")
+    # Readable, so the loader accepts it, but a broken gzip stream: the list build fails on it.
+    (tmp_path / "lists" / "broken.txt").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
     mine = tuple(m.setup for m in (views_policy, views_lists, views_reviews) if m.setup not in web_app.PAGES)
     monkeypatch.setattr(web_app, "PAGES", web_app.PAGES + mine)
     async with make_console(tmp_path) as console:
@@ -363,7 +365,7 @@ async def test_categories_page_and_a_custom_list(console):
     local = text[text.index('id="category-local"') :]
     assert "needs attention" in local
     assert "line 2: <code>not a &lt;domain&gt; line</code>" in local  # an example of a bad line, escaped
-    assert "missing.txt" in local and 'class="bad"' in local  # the missing file's error
+    assert "broken.txt" in local and 'class="bad"' in local  # the unreadable file's error
     # List health: the inline video list would block the one essential name, vimeo.com.
     video = text[text.index('id="category-video"') : text.index('id="category-local"')]
     assert "needs attention" in video

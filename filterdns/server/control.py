@@ -236,8 +236,11 @@ class Control(StoreChanges):
         """Validate, store as a new revision, audit, apply here at once; returns the revision id.
         Raises ``ConfigError`` (with ``problems``) and changes nothing when it is invalid."""
         text = document if isinstance(document, str) else dump_policy(document)
+        # The loader first: it refuses oversized documents and YAML aliases before anything
+        # parses the text into lists that a check would walk.
+        config = config_with_policy(self.config, text)
         self._refuse_locked_allows(yaml.safe_load(text) or {})
-        self._refuse_unlocking(config_with_policy(self.config, text))
+        self._refuse_unlocking(config)
         previous_id, previous_text = self.policy_document()
         revision_id = await self._service.sync.propose(text, author=author, comment=comment)
         await self.store.audit(
