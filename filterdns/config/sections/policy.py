@@ -33,7 +33,7 @@ def read_policy(top: Reader, base: Path, list_roots: tuple[Path, ...]) -> Policy
     categories.update(read_categories(top, base, list_roots, locked))
     schedules = read_schedules(top, timezone)
     groups = read_groups(top, categories, schedules, locked)
-    school_networks = top.get_list("school_networks", v.parse_network)
+    school_networks = top.get_list("school_networks", v.parse_network, v.host_bits_note)
     home_block = top.get_list("home_block", known_category(categories)) if top.node_of("home_block") else None
     default_group = top.get("default_group", v.text, default_of(PolicyConfig, "default_group"))
     if default_group not in {g.name for g in groups}:
