@@ -201,3 +201,38 @@ def test_a_decision_is_immutable_because_it_is_shared():
     decision = engine(GroupConfig("year7")).decide("year7", "unlisted.example", A)
     with pytest.raises(dataclasses.FrozenInstanceError):
         decision.detail = "changed"  # type: ignore[misc]
+
+
+def test_a_teacher_override_lifts_a_group_deny_entry_and_says_allowed():
+    """Only the global deny list is beyond a teacher; the group's own list is theirs to lift."""
+    policy = engine(GroupConfig("year7", deny_domains=("tiktok.com",)))
+    assert policy.decide("year7", "www.tiktok.com", A).reason == "deny-list"
+    policy.set_overrides([OverrideRule("year7", "allow", "tiktok.com", "", "tess", time.time() + 600)])
+    decision = policy.decide("year7", "www.tiktok.com", A)
+    assert (decision.action, decision.reason) == ("allow", "override")
+    assert decision.detail.startswith("tiktok.com is allowed for year7 by an override by tess")
+
+
+def test_an_allow_entry_under_an_unliftable_override_keeps_its_own_words():
+    """The administrator's allow entry decides a protected name a teacher's override could
+    not lift: the decision is the allow list's, without the override's refusal appended."""
+    index = DomainIndex.build([("pornhub.com", SOCIAL, False)])
+    policy = PolicyEngine(
+        Config(policy=PolicyConfig(
+            categories=tuple(CategoryConfig(n) for n in NAMES),
+            groups=(GroupConfig("year7", block=("social",), allow_domains=("pornhub.com",)),),
+            protected_categories=("social",),
+        )),
+        CategorySet(NAMES, index),
+        clock=Clock(monday(10)),
+    )  # fmt: skip
+    policy.set_overrides([OverrideRule("year7", "allow", "com", "", "tess", time.time() + 600)])
+    decision = policy.decide("year7", "pornhub.com", A)
+    assert (decision.action, decision.reason) == ("allow", "allow-list")
+    assert "does not lift" not in decision.detail
+
+
+def test_an_allow_entry_over_a_scheduled_block_names_the_window():
+    policy = engine(GroupConfig("year7", rules=(ScheduledRule("lessons", block=("social",)),), allow_domains=("tiktok.com",)))
+    decision = policy.decide("year7", "tiktok.com", A)
+    assert (decision.reason, decision.category, decision.schedule_window) == ("allow-list", "social", "Mon 09:00-15:00")

@@ -330,3 +330,27 @@ def test_a_listing_of_a_parent_only_still_keeps_the_essential_entry(tmp_path):
     )
     assert policy.decide("year7", "teams.microsoft.com", 1).reason == "essential"
     assert policy.decide("year7", "www.microsoft.com", 1).action == "block"
+
+
+def test_a_listing_below_the_entry_in_a_category_not_blocked_now_changes_nothing(tmp_path):
+    """Only a host below the entry listed in a category the group blocks is specific enough
+    to block; one listed in a category the group does not block leaves the entry essential."""
+    (tmp_path / "below").mkdir()
+    (tmp_path / "below" / "chat.txt").write_text("sharepoint.com\n")
+    (tmp_path / "below" / "games.txt").write_text("play.sharepoint.com\n")
+    categories = (
+        CategoryConfig("chat", sources=(SourceConfig(str(tmp_path / "below" / "chat.txt"), "domains", "UT1 chat"),)),
+        CategoryConfig("games", sources=(SourceConfig(str(tmp_path / "below" / "games.txt"), "domains", "UT1 games"),)),
+        CategoryConfig("social", sources=(SourceConfig(str(tmp_path / "below" / "chat.txt"), "domains", "BLP social"),)),
+    )
+    built = build_category_set(categories, tmp_path, tmp_path, essential=[e.name for e in ESSENTIAL])
+    policy = PolicyEngine(
+        Config(policy=PolicyConfig(categories=categories, groups=(GroupConfig("year7", block=("chat", "social")),),
+                                   essential=ESSENTIAL)),
+        built,
+    )  # fmt: skip
+    decision = policy.decide("year7", "play.sharepoint.com", 1)
+    assert (decision.action, decision.reason) == ("allow", "essential")
+    # listed by two blocked categories: the first in the config's order is named
+    assert decision.category == "chat"
+    assert decision.detail.startswith("kept reachable: essential (OneDrive and SharePoint) — listed by chat (UT1 chat), social")

@@ -208,6 +208,9 @@ async def test_logout_ends_the_session(console: Console):
     cookie = console.session_cookie()
     response = await console.post("/logout", {}, token)
     assert response.status == 303 and response.headers["Location"] == "/login"
+    # the browser is told to forget the session cookie (not some other one)
+    cleared = [c for c in response.headers.getall("Set-Cookie") if c.startswith("filterdns_session=")]
+    assert cleared and ("Max-Age=0" in cleared[0] or "expires=Thu, 01 Jan 1970" in cleared[0]), cleared
     assert await console.store.get_session(hashlib.sha256(cookie.encode()).hexdigest()) is None
     console.client.session.cookie_jar.update_cookies({"filterdns_session": cookie})
     assert (await console.client.get("/", allow_redirects=False)).status == 303
