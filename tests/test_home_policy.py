@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from filterdns.config.loader import ConfigError, config_with_policy
-from filterdns.config.model import Config, GroupConfig
+from filterdns.config.model import Config, EssentialEntry, GroupConfig
 from filterdns.identity.roster import Identity
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
-from filterdns.policy.home import home_group, school_group, school_networks
+from filterdns.policy.home import HomeSettings, home_group, pupil_policy, school_group, school_networks
 from filterdns.resolver.access import NetworkSet
 from filterdns.resolver.identify import ClientIdentifier
 from filterdns.wire.query import parse_query
@@ -102,3 +103,44 @@ groups: {year7: {networks: [10.7.0.0/16]}}
         config_with_policy(Config(), "groups: {'y@home': {}}")
     with pytest.raises(ConfigError, match="unknown category"):
         config_with_policy(Config(), "home_block: [nonsense]")
+
+
+def test_a_parents_bedtime_blocks_at_22_and_allows_at_08_but_essential_services(clock):
+    config = replace(CONFIG, policy=replace(CONFIG.policy, timezone="Europe/London", essential=(EssentialEntry("teams.microsoft.com", "Microsoft Teams", "collaboration", "lessons"),)))
+    engine = PolicyEngine(config, categories(), clock=clock)
+    engine.set_home_settings({"p-1": HomeSettings(bedtime=("21:00", "07:00"))})
+    key = pupil_policy("year7", "p-1")
+    clock.now = at(22, 0)
+    night = engine.decide(key, "example.com", A)
+    assert (night.action, night.reason, night.group) == ("block", "parent", "year7@home/p-1")
+    assert "bedtime" in night.detail
+    assert engine.decide(key, "teams.microsoft.com", A).action == "allow"
+    assert engine.decide("year7@home", "example.com", A).action == "allow"  # another pupil of year 7
+    clock.now = at(8, 0, day=3)
+    assert engine.decide(key, "example.com", A).action == "allow"
+
+
+def test_parents_add_categories_and_pause_but_cannot_lift_the_floor(clock):
+    engine = PolicyEngine(CONFIG, categories(), clock=clock)
+    clock.now = at(19, 0)
+    key = pupil_policy("year7", "p-1")
+    engine.set_home_settings({"p-1": HomeSettings(block=("games",))})
+    assert engine.decide(key, "games.test", A).action == "block"
+    assert engine.decide(key, "porn.test", A).action == "block"
+    assert engine.decide("year7@home", "games.test", A).action == "allow"
+    engine.set_home_settings({"p-1": HomeSettings(paused_until=clock.now.timestamp() + 1800)})
+    assert engine.decide(key, "bbc.co.uk", A).action == "block"
+    clock.now = clock.now + timedelta(minutes=31)
+    assert engine.decide(key, "bbc.co.uk", A).action == "allow"  # the pause ended by itself
+    assert engine.decide(key, "games.test", A).action == "allow"  # the earlier revision is replaced
+
+
+def test_a_pupil_with_settings_gets_their_own_policy_at_home_only():
+    identifier = ClientIdentifier(GroupResolver((), "guests"), NetworkSet(()), NetworkSet((ipaddress.ip_network("10.0.0.0/8"),)))
+    identifier.home_pupils = frozenset({"p-1"})
+    at_home = identifier.identify("203.0.113.9", _query(), Identity("p-1", "year7", True))
+    assert (at_home.group, at_home.policy) == ("year7@home", "year7@home/p-1")
+    at_school = identifier.identify("10.1.1.1", _query(), Identity("p-1", "year7", True))
+    assert (at_school.group, at_school.policy) == ("year7", "year7")
+    other = identifier.identify("203.0.113.9", _query(), Identity("p-2", "year7", True))
+    assert other.policy == "year7@home"

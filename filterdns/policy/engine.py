@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import Protocol
 
-from filterdns.config.model import BlockMode, Config, EssentialEntry, GroupConfig
+from filterdns.config.model import Config, EssentialEntry, GroupConfig
 from filterdns.names import normalize_domain
+from filterdns.policy.decision import Decision, OverrideRule
 from filterdns.policy.explanation import Explanation
 from filterdns.policy.groupstate import (
     GLOBAL_ALLOW,
@@ -54,17 +55,11 @@ from filterdns.policy.groupstate import (
     list_name,
     on_list,
 )
-from filterdns.policy.home import home_config, home_group, is_home
+from filterdns.policy.home import PUPIL_SEPARATOR, HomeSettings, home_config, home_group, is_home, pupil_config
 from filterdns.policy.safesearch import safe_search_target
 from filterdns.suffixes import is_public_suffix
 from filterdns.policy.schedule import LOOKAHEAD, Schedule, Window
 from filterdns.wire.rcodes import RCODE_NOERROR, RCODE_NXDOMAIN
-
-Action = Literal["allow", "block", "rewrite"]
-Reason = Literal[
-    "allow-list", "deny-list", "category", "scheduled-category", "safe-search", "bypass-protection", "override",
-    "default", "locked", "essential",
-]
 
 # Names whose answer decides whether a device bypasses this resolver: (rcode, why).
 # NOERROR with no records is NODATA.
@@ -116,46 +111,6 @@ class CategorySet(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The verdict for one (group, name), shared by every query it applies to.
-
-    ``rcode_override``, when not None, tells the answerer to reply with that rcode and no
-    records instead of applying ``block_mode``; 0 (NOERROR with nothing) is NODATA."""
-
-    action: Action
-    reason: Reason
-    group: str
-    block_mode: BlockMode
-    category: str = ""
-    rewrite_target: str = ""
-    rcode_override: int | None = None
-    schedule_window: str = ""
-    detail: str = ""
-
-    @property
-    def nodata(self) -> bool:
-        return self.rcode_override == RCODE_NOERROR
-
-
-@dataclass(frozen=True, slots=True)
-class OverrideRule:
-    """A teacher's time-boxed exception for one group: allow or block one domain (and its
-    subdomains) or one category until ``expires_at`` (unix time)."""
-
-    group: str
-    kind: Literal["allow", "block"]
-    domain: str
-    category: str
-    created_by: str
-    expires_at: float
-
-    @property
-    def label(self) -> str:
-        until = datetime.fromtimestamp(self.expires_at, timezone.utc).strftime("%H:%M UTC")
-        return f"override by {self.created_by} until {until}"
-
-
 def _now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -182,6 +137,7 @@ class PolicyEngine:
         # (the pipeline's answer memo) know when to forget them.
         self.generation = 0
         self._overrides: tuple[OverrideRule, ...] = ()
+        self._home_settings: dict[str, HomeSettings] = {}
         used = {rule.schedule for group in config.policy.groups for rule in group.rules}
         self._schedules = {s.name: Schedule(s) for s in config.policy.schedules if s.name in used}
         self.replace_categories(categories)
@@ -199,10 +155,10 @@ class PolicyEngine:
         ordered = list(dict.fromkeys([c.name for c in self._config.policy.categories if c.name in bits] + list(bits)))
         groups = {group.name: group for group in self._config.policy.groups}
         groups.setdefault(self._config.policy.default_group, GroupConfig(self._config.policy.default_group))
-        policies = {name: self._compile(group, bits) for name, group in groups.items()}
-        for group in groups.values():  # each group's policy at home (policy/home.py)
+        for group in list(groups.values()):  # each group's policy at home (policy/home.py)
             home = home_config(group, self._config.policy)
-            policies[home.name] = self._compile(home, bits)
+            groups[home.name] = home
+        policies = {name: self._compile(group, bits) for name, group in groups.items()}
         locked = 0
         for category in self._config.policy.categories:
             if category.locked:
@@ -219,6 +175,7 @@ class PolicyEngine:
         self._categories = categories
         self._priority = tuple((bits[name], name) for name in ordered)
         self._policies = policies
+        self._group_configs = groups
         self._states: dict[str, GroupState] = {}
         self._valid_from = self._valid_until = _NEVER
         self._decisions.clear()
@@ -234,6 +191,16 @@ class PolicyEngine:
     def overrides(self) -> tuple[OverrideRule, ...]:
         return self._overrides
 
+    def set_home_settings(self, settings: Mapping[str, HomeSettings]) -> None:
+        """Replace the parents' settings (pupil -> settings). Each pupil's own home policy is
+        compiled again the next time it is asked for (``_policy``)."""
+        self._home_settings = dict(settings)
+        self._policies = {name: p for name, p in self._policies.items() if PUPIL_SEPARATOR not in name}
+        self._schedules = {name: s for name, s in self._schedules.items() if PUPIL_SEPARATOR not in name}
+        self._valid_from = self._valid_until = _NEVER
+        self._decisions.clear()
+        self.generation += 1
+
     def decide(self, group: str, name: str, qtype: int) -> Decision:
         """The decision for ``name`` (lower case, no trailing dot) asked by ``group``.
 
@@ -247,7 +214,11 @@ class PolicyEngine:
         decision = self._decisions.get(key)
         if decision is None:
             policy = self._policy(group)
-            decision = self._evaluate(policy, self._states[policy.name], name)
+            state = self._states.get(policy.name)
+            if state is None:  # a pupil's home policy, compiled just now
+                self._refresh(datetime.fromtimestamp(now, timezone.utc))
+                state = self._states[policy.name]
+            decision = self._evaluate(policy, state, name)
             if len(self._decisions) >= self._cache_size:
                 self._decisions.clear()
             self._decisions[key] = decision
@@ -295,7 +266,8 @@ class PolicyEngine:
         when = self._clock() if at is None else at
         policy = self._policy(group)
         active = self._active_windows(when)
-        state = group_state(policy, active, self._in_force(when.timestamp()), self._bits, self._protected, self._locked)
+        stamp = when.timestamp()
+        state = group_state(policy, active, self._in_force(stamp), self._bits, self._protected, self._locked, stamp)
         windows = dict.fromkeys(w for rule in policy.rules if (w := active[rule.schedule.name]) is not None)
         return Explanation(
             name=name,
@@ -352,6 +324,18 @@ class PolicyEngine:
         policy = self._policies.get(group)
         if policy is not None:
             return policy
+        home, _, pupil = group.partition(PUPIL_SEPARATOR)
+        settings = self._home_settings.get(pupil)
+        if settings is not None and home in self._group_configs:
+            config, bedtime = pupil_config(self._group_configs[home], pupil, settings, self._config.policy.timezone)
+            if bedtime is not None:
+                self._schedules[bedtime.name] = Schedule(bedtime)
+            policy = replace(
+                self._compile(config, self._bits), bedtime=bedtime.name if bedtime else "", paused_until=settings.paused_until
+            )
+            self._policies[group] = policy
+            self._valid_from = self._valid_until = _NEVER
+            return policy
         default = self._config.policy.default_group
         return self._policies[home_group(default) if is_home(group) else default]
 
@@ -374,7 +358,7 @@ class PolicyEngine:
         active = self._active_windows(now)
         overrides = self._in_force(now.timestamp())
         states = {
-            name: group_state(policy, active, overrides, self._bits, self._protected, self._locked)
+            name: group_state(policy, active, overrides, self._bits, self._protected, self._locked, now.timestamp())
             for name, policy in self._policies.items()
         }
         if states != self._states:
@@ -384,7 +368,9 @@ class PolicyEngine:
         changes = [change for s in self._schedules.values() if (change := s.next_change(now)) is not None]
         self._valid_from = now.timestamp()
         self._valid_until = min(
-            [min(changes, default=now + LOOKAHEAD).timestamp()] + [o.expires_at for o in overrides]
+            [min(changes, default=now + LOOKAHEAD).timestamp()]
+            + [o.expires_at for o in overrides]
+            + [p.paused_until for p in self._policies.values() if p.paused_until > now.timestamp()]
         )
 
     def _in_force(self, now: float) -> list[OverrideRule]:
@@ -405,6 +391,8 @@ class PolicyEngine:
                 category=category,
                 detail=f"{category} is locked: blocked for everyone at all times, and nobody can allow it",
             )
+        if state.curfew:
+            return self._curfew(policy, state.curfew, name)
         hits = list_hits(policy.lists, name)
         if state.domain_overrides:
             override = domain_override(state.domain_overrides, name)
@@ -504,6 +492,15 @@ class PolicyEngine:
             return policy.default_allow
         # Listed but not blocked now: name the category, preferring one an open rule allows.
         return self._category_decision(policy, state, mask & state.allowed or mask)
+
+    def _curfew(self, policy: GroupPolicy, why: str, name: str) -> Decision:
+        """A parent's bedtime or pause: everything but the essential services is blocked."""
+        suffix = name
+        while (entry := self._essential.get(suffix)) is None and "." in suffix:
+            suffix = suffix.split(".", 1)[1]
+        if entry is not None:
+            return Decision("allow", "essential", policy.name, policy.block_mode, detail=f"kept reachable: essential ({entry.service}) during {why}")
+        return Decision("block", "parent", policy.name, policy.block_mode, detail=f"a parent's {why}: everything but essential services is blocked")
 
     def _essential_entry(self, name: str, blocked: int) -> EssentialEntry | None:
         """The essential entry covering ``name``, unless a list blocks a name *below* that

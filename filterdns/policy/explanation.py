@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from filterdns.policy.schedule import Window
 
 if TYPE_CHECKING:
-    from filterdns.policy.engine import Decision
+    from filterdns.policy.decision import Decision
 
 
 @dataclass(frozen=True, slots=True)

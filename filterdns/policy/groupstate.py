@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from filterdns.config.model import BlockMode, SafeSearchConfig
 from filterdns.policy.schedule import Schedule, Window
 
 if TYPE_CHECKING:
-    from filterdns.policy.engine import Decision, OverrideRule
+    from filterdns.policy.decision import Decision, OverrideRule
 
 # Allow/deny list ranks, best first.
 GROUP_ALLOW, GLOBAL_ALLOW, GROUP_DENY, GLOBAL_DENY = range(4)
@@ -44,6 +45,10 @@ class GroupPolicy:
     bypass_protection: bool
     essential: bool
     default_allow: Decision  # shared by every name that matches nothing
+    # A parent's limits on a pupil's home policy (policy/home.py): the schedule of the
+    # bedtime ("" for none) and the end of a pause (unix time; 0 for none).
+    bedtime: str = ""
+    paused_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class GroupState:
     # same object serves every listed name (a million names must not mean a million
     # Decisions for the garbage collector to walk).
     by_category: dict[int, Decision] = field(default_factory=dict)
+    # Why everything but essential services is blocked now (a parent's bedtime or pause), or "".
+    curfew: str = ""
 
 
 def category_bits(mask: int) -> list[int]:
@@ -79,12 +86,13 @@ def group_state(
     bits: Mapping[str, int],
     protected: int,
     locked: int,
+    now: float = 0.0,
 ) -> GroupState:
     """Apply the open rules in config order, so a later rule overrides an earlier one, then the
     group's overrides in force, which win over the rules for as long as they last; an allow
     override of a ``protected`` category is ignored (the console refuses to make one, and a
     stored one must not take effect either). ``locked`` categories are blocked whatever the
-    rules and overrides say."""
+    rules and overrides say. At ``now`` a parent's pause or bedtime may hold (``curfew``)."""
     blocked = policy.always
     blocked_by: dict[int, Window] = {}
     allowed_by: dict[int, Window] = {}
@@ -127,7 +135,14 @@ def group_state(
         blocked_by.pop(bit, None)
         allowed_by.pop(bit, None)
         overridden.pop(bit, None)
-    return GroupState(blocked | locked, blocked_by, allowed & ~locked, allowed_by, overridden, domain_overrides)
+    curfew = ""
+    if policy.paused_until > now:
+        curfew = f"pause (until {datetime.fromtimestamp(policy.paused_until, timezone.utc):%H:%M UTC})"
+    elif policy.bedtime and (window := active.get(policy.bedtime)) is not None:
+        curfew = f"bedtime ({window.label})"
+    return GroupState(
+        blocked | locked, blocked_by, allowed & ~locked, allowed_by, overridden, domain_overrides, curfew=curfew
+    )
 
 
 def list_hits(lists: dict[str, tuple[int, ...]], name: str) -> list[tuple[int, str]]:

@@ -13,15 +13,21 @@ not apply, and the categories blocked at all times are the school's home floor
 protected and locked ones. Allow and deny lists, bypass protection, safe search and the
 essential services stay the group's. The engine compiles this as a group of its own,
 ``<group>@home``, once per policy: the query path pays a different cache key, not a branch.
+
+A pupil whose parents tightened their home settings (``HomeSettings``) gets a policy of
+their own, ``<group>@home/<pupil>``, compiled by the engine the first time it is asked for.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
-from filterdns.config.model import GroupConfig, IPNetwork, PolicyConfig
+from filterdns.config.model import WEEKDAYS, GroupConfig, IPNetwork, PolicyConfig, ScheduleConfig
 
 HOME_SUFFIX = "@home"
+PUPIL_SEPARATOR = "/"
 Where = str  # "school" or "home"
 PLACES: tuple[Where, ...] = ("school", "home")
 
@@ -37,12 +43,13 @@ def group_at(group: str, where: Where) -> str:
 
 
 def school_group(group: str) -> str:
-    """The configured group a (possibly home) policy name belongs to."""
+    """The configured group a (possibly home, or a pupil's home) policy name belongs to."""
+    group = group.split(PUPIL_SEPARATOR, 1)[0]
     return group[: -len(HOME_SUFFIX)] if group.endswith(HOME_SUFFIX) else group
 
 
 def is_home(group: str) -> bool:
-    return group.endswith(HOME_SUFFIX)
+    return group.split(PUPIL_SEPARATOR, 1)[0].endswith(HOME_SUFFIX)
 
 
 def school_networks(policy: PolicyConfig) -> tuple[IPNetwork, ...]:
@@ -65,3 +72,40 @@ def home_config(group: GroupConfig, policy: PolicyConfig) -> GroupConfig:
         block=tuple(floor),
         rules=(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HomeSettings:
+    """What a pupil's parents set for their take-home device at home; they only tighten
+    the school's home policy: more categories blocked, a nightly bedtime (``("21:00",
+    "07:00")`` in the school's time zone), a pause until a moment (unix time). During a
+    bedtime or pause everything but the essential services is blocked."""
+
+    block: tuple[str, ...] = ()
+    bedtime: tuple[str, str] | None = None
+    paused_until: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block": list(self.block), "bedtime": list(self.bedtime) if self.bedtime else None,
+                "paused_until": self.paused_until}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HomeSettings:
+        bedtime = data.get("bedtime")
+        return cls(tuple(data.get("block") or ()), (str(bedtime[0]), str(bedtime[1])) if bedtime else None,
+                   float(data.get("paused_until") or 0.0))  # fmt: skip
+
+
+def pupil_policy(group: str, pupil: str) -> str:
+    """The name of ``pupil``'s own home policy within ``group``'s: ``year7@home/p-101``."""
+    return f"{home_group(group)}{PUPIL_SEPARATOR}{pupil}"
+
+
+def pupil_config(home: GroupConfig, pupil: str, settings: HomeSettings, zone: str) -> tuple[GroupConfig, ScheduleConfig | None]:
+    """``pupil``'s home policy (their group's with the parents' categories added) and the
+    schedule of their bedtime, if they have one."""
+    config = replace(home, name=f"{home.name}{PUPIL_SEPARATOR}{pupil}", block=tuple(dict.fromkeys(home.block + settings.block)))
+    if settings.bedtime is None:
+        return config, None
+    every_day = {day: (settings.bedtime,) for day in WEEKDAYS}
+    return config, ScheduleConfig(f"bedtime{PUPIL_SEPARATOR}{pupil}", zone, every_day)

@@ -143,7 +143,7 @@ class QueryPipeline:
         # (TCP, DoT, DoH) carry up to 64 KiB.
         max_size = min(query.udp_size, SERVER_UDP_PAYLOAD) if transport == "udp" else TCP_MAX_MESSAGE
         client = self.identifier.identify(peer, query, identity)
-        decision = self.policy.decide(client.group, query.name, query.qtype)
+        decision = self.policy.decide(client.policy, query.name, query.qtype)
         subnet = client.subnet
         if decision.action == "block":
             reply = self.blocker.respond(query, decision, subnet)
@@ -230,7 +230,7 @@ class QueryPipeline:
     def _blocked_alias(self, query: Query, client: Client) -> Decision | None:
         """CNAME inspection: the first alias in the answer that the group's policy blocks."""
         for target in self.forwarder.cname_targets(query):
-            decision = self.policy.decide(client.group, target, query.qtype)
+            decision = self.policy.decide(client.policy, target, query.qtype)
             if decision.action == "block":
                 return decision
         return None
