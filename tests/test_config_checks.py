@@ -175,6 +175,15 @@ def test_an_oversized_policy_is_refused_before_it_is_parsed(tmp_path):
     assert len(config_with_policy(base, fits).policy.allow_domains) == 1000
 
 
+@pytest.mark.parametrize("depth", [600, 100_000])
+def test_a_policy_nested_hundreds_deep_is_a_plain_problem(tmp_path, depth):
+    base = load_config(write(tmp_path, "upstream: {servers: [127.0.0.1]}\n"))
+    with pytest.raises(ConfigError) as caught:
+        config_with_policy(base, "allow: " + "[" * depth + "]" * depth + "\n")
+    [problem] = caught.value.problems
+    assert problem.startswith("policy:") and ("nested hundreds deep" in problem or "maximum nesting depth" in problem)
+
+
 def test_anchors_in_the_config_file_itself_still_work(tmp_path):
     """The node's own file is the admin's: shared term dates (``&term`` / ``*term``) stay."""
     path = write(

@@ -73,6 +73,18 @@ async def test_a_policy_with_nested_aliases_is_refused_before_anything_expands_i
     assert control.policy_document()[0] == before  # nothing stored
 
 
+async def test_a_document_nested_hundreds_deep_is_refused_plainly(service):
+    control = service.control
+    before = control.policy_document()[0]
+    nested: dict = {}
+    for _ in range(2000):
+        nested = {"a": nested}
+    with pytest.raises(ConfigError) as refused:
+        await control.apply_policy({"groups": nested}, author="alice")
+    assert refused.value.problems == ["policy: lists and mappings are nested hundreds deep; no config needs that"]
+    assert control.policy_document()[0] == before
+
+
 async def test_rollback_restores_an_earlier_revision(service):
     control = service.control
     first_id, text = control.policy_document()

@@ -204,6 +204,17 @@ async def test_policy_revisions_and_rollback(console: Console):
     assert (await console.client.get("/api/v1/revisions/99", headers=admin)).status == 404
 
 
+async def test_a_body_nested_too_deeply_is_a_plain_400(console: Console):
+    admin = await bearer_for(console, "ada")
+    depth = 100_000
+    body = '{"document": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
+    response = await console.client.put(
+        "/api/v1/policy", data=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert "nested too deeply" in await response.text()
+
+
 async def test_audit_and_health(console: Console):
     viewer = await bearer_for(console, "vic")
     audit = await (await console.client.get("/api/v1/audit?action=token.add&limit=1", headers=viewer)).json()

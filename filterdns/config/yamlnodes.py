@@ -97,6 +97,8 @@ class Context:
         return [text for file, line, text in sorted(findings, key=lambda f: (files[f[0]], f[1]))]
 
 
+NESTED_TOO_DEEPLY = "lists and mappings are nested hundreds deep; no config needs that"
+
 # libyaml's parser when PyYAML was built with it (several times faster); same nodes and marks.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -129,9 +131,11 @@ def compose_text(text: str, label: str, *, aliases: bool = True) -> Node:
         if not aliases:
             _refuse_aliases(text, label)
         root = yaml.compose(text, Loader=YAML_LOADER)
+        return to_nodes(root) if root is not None else Node({}, 1)
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, label) from None
-    return to_nodes(root) if root is not None else Node({}, 1)
+    except RecursionError:
+        raise YamlSyntaxError(label, 0, NESTED_TOO_DEEPLY) from None
 
 
 def _refuse_aliases(text: str, label: str) -> None:

@@ -22,6 +22,7 @@ from filterdns.config.loader import ConfigError, config_with_policy
 from filterdns.config.sections.categories import LOCKED_CATEGORY
 from filterdns.config.policytext import dump_policy
 from filterdns.config.values import parse_mac
+from filterdns.config.yamlnodes import NESTED_TOO_DEEPLY
 from filterdns.config.model import CategoryConfig, Config, GroupConfig, ScheduleConfig
 from filterdns.identity.roster import Roster, parse_roster, save_roster
 from filterdns.metrics import Metrics
@@ -235,7 +236,10 @@ class Control(StoreChanges):
     async def apply_policy(self, document: str | dict, *, author: str, comment: str = "") -> int:
         """Validate, store as a new revision, audit, apply here at once; returns the revision id.
         Raises ``ConfigError`` (with ``problems``) and changes nothing when it is invalid."""
-        text = document if isinstance(document, str) else dump_policy(document)
+        try:
+            text = document if isinstance(document, str) else dump_policy(document)
+        except RecursionError:  # a JSON document from the API, nested hundreds deep
+            raise ConfigError([f"policy: {NESTED_TOO_DEEPLY}"]) from None
         # The loader first: it refuses oversized documents and YAML aliases before anything
         # parses the text into lists that a check would walk.
         config = config_with_policy(self.config, text)
