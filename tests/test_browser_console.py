@@ -388,3 +388,27 @@ def test_a_pasted_address_blocks_its_site_and_junk_gets_a_plain_sentence(site: S
     assert "'pasted example' is not a domain name: it has a space in it" in problems
     assert "policy:" not in problems and "deny[" not in problems
     assert page.input_value("#new-deny") == "pasted example"
+
+
+def test_removing_a_group_asks_first_and_works_without_javascript(site: Site, browser: Browser) -> None:
+    """#20 item 5: the second step is a page, not a script dialog (the CSP forbids inline
+    scripts); with JavaScript off it still says what follows, and only its button removes."""
+    with console(browser, site.url, java_script_enabled=False) as tab:
+        tab.log_in(ADMIN, PASSWORD)
+        page = tab.open("/groups")
+        page.fill("#group-name", "year10")
+        page.fill("#group-networks", "127.0.0.10/32\n127.0.0.11/32")
+        page.click("#add-group")
+        page.wait_for_url(re.compile(r"/groups/year10\?saved="))
+        page.click("#remove-group")
+        page.wait_for_selector("#confirm-title")
+        assert page.inner_text("#confirm-title") == "Remove the group year10?"
+        consequences = page.locator("#consequences li").all_inner_texts()
+        assert consequences[0] == "Its 2 networks fall to the default rules (127.0.0.10/32, 127.0.0.11/32)."
+        page.click("#confirm-cancel")
+        page.wait_for_url(re.compile(r"/groups/year10$"))  # kept
+        page.click("#remove-group")
+        page.click("#confirm-button")  # (the policy names no default_group: "default" is implied)
+        page.wait_for_url(re.compile(r"/groups\?saved="))
+        assert page.locator("#group-year10").count() == 0
+        assert tab.dialogs == []

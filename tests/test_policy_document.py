@@ -255,3 +255,10 @@ def test_diff_names_the_changed_key(doc):
     removed = d.diff(before, d.render(d.set_group_rules(doc, "year7", [{"during": "lunch", "allow": []}])))
     assert next(line for line in removed if line.startswith("@@")).endswith("groups.year7.rules.allow")
     assert d.diff(before, before) == []
+
+
+def test_a_group_is_removed_from_a_policy_that_leaves_the_default_group_implied():
+    doc = {"groups": {"year9": {"networks": ["10.0.9.0/24"]}}}
+    assert d.remove_group(doc, "year9") == {"groups": {}}  # was a KeyError('default_group')
+    with pytest.raises(ValueError, match="is the default group"):
+        d.remove_group(doc, "default")

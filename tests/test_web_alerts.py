@@ -242,7 +242,11 @@ async def test_admins_add_change_and_remove_rules_as_policy_revisions(console: C
         "adult-attempts", 3, 150.0, "group", (), False, ())
     assert console.control.policy_data()["alerts"]["rules"]["adult-attempts"]["within"] == "150s"
 
-    response = await console.post("/alerts/rules/adult-attempts/delete", {}, token)
+    asked = await console.post("/alerts/rules/adult-attempts/delete", {}, token)
+    text = await asked.text()  # a first press asks, saying what follows, and changes nothing
+    assert asked.status == 200 and 'id="confirm-form"' in text and "The alerts it raised stay in the list." in text
+    assert "No new alerts are raised by adult-attempts" in text and console.control.revision == revision + 1
+    response = await console.post("/alerts/rules/adult-attempts/delete", {"confirmed": "yes"}, token)
     assert response.status == 303
     assert console.control.config.policy.alert_rules == () and console.control.revision == revision + 2
     await console.page("/alerts/rules/adult-attempts", 404)

@@ -196,7 +196,10 @@ async def test_disabled_users_cannot_log_in_and_lose_their_sessions(console: Con
     vic_cookie = console.session_cookie()
     console.client.session.cookie_jar.clear()
     token = await console.logged_in("ada")
-    assert (await console.post("/users/vic/disable", {}, token)).status == 303
+    asked = await console.post("/users/vic/disable", {}, token)
+    assert asked.status == 200 and "vic can no longer log in" in await asked.text()
+    assert not (await console.store.get_user("vic")).disabled  # asking changes nothing
+    assert (await console.post("/users/vic/disable", {"confirmed": "yes"}, token)).status == 303
     console.client.session.cookie_jar.clear()
     assert (await console.login("vic")).status == 401
     console.client.session.cookie_jar.update_cookies({"filterdns_session": vic_cookie})

@@ -284,7 +284,10 @@ async def test_admins_add_parents_and_manage_them(console: Console):
     response = await console.post("/parents/a@b.org/link", {}, token)
     assert "New password link made" in await response.text()
     assert (await console.post("/parents/tom/link", {}, token)).status == 404  # staff: not here
-    assert (await console.post("/parents/a@b.org/delete", {}, token)).status == 303
+    asked = await console.post("/parents/a@b.org/delete", {}, token)
+    assert asked.status == 200 and "no more weekly digests" in await asked.text()
+    assert await console.store.get_user("a@b.org") is not None  # asking changes nothing
+    assert (await console.post("/parents/a@b.org/delete", {"confirmed": "yes"}, token)).status == 303
     assert await console.store.get_user("a@b.org") is None
     actions = [e.action for e in await console.store.list_audit(AuditFilter(actor="ada"))]
     assert {"parent.add", "parent.update", "parent.link", "parent.delete"} <= set(actions)

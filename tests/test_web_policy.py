@@ -149,7 +149,8 @@ async def test_every_group_form_makes_the_right_edit(console):
         ("safe_search", {"search": "1", "youtube": "strict"}),
         ("block_mode", {"mode": "nxdomain"}),
         ("rules", {"rule-0-during": "lessons", "rule-0-block": ["video", "games"], "rule-1-during": "lunch",
-                   "rule-1-allow": "games", "rule-1-remove": "1", "rule-new-during": "lunch", "rule-new-allow": "adult"}),
+                   "rule-1-allow": "games", "rule-1-remove": "1", "rule-new-during": "lunch", "rule-new-allow": "adult",
+                   "confirmed": "yes"}),
         ("lists", {"list": "allow", "action": "add", "domain": "Khanacademy.org"}),
         ("lists", {"list": "deny", "action": "add", "domain": "bad.example"}),
     ]  # fmt: skip
@@ -258,8 +259,20 @@ async def test_add_and_remove_a_group(console):
     status, text = await page(console, "/groups")
     assert status == 200 and "year9" in text and "(default group)" in text
 
-    assert (await console.post("/groups/year9/remove", {}, token)).status == 303
+    await console.add_user("tina", "teacher", ["year9"])
+    await console.control.add_override("year9", "allow", category="games", minutes=30, author="ada")
+    asked = await console.post("/groups/year9/remove", {"comment": "merged into 8c"}, token)
+    text = html.unescape(await asked.text())
+    assert asked.status == 200 and "year9" in {g.name for g in console.control.groups()}  # asking changes nothing
+    assert "Its 1 network falls to the guests rules (10.0.9.0/24)." in text
+    assert "1 account can no longer see it or its reports: tina (teacher)." in text
+    assert "1 override in force for it stops applying." in text
+    assert 'name="comment" value="merged into 8c"' in text and 'name="confirmed" value="yes"' in text
+    assert '<a href="/groups/year9" id="confirm-cancel">' in text
+    response = await console.post("/groups/year9/remove", {"comment": "merged into 8c", "confirmed": "yes"}, token)
+    assert response.status == 303
     assert "year9" not in {g.name for g in console.control.groups()}
+    assert console.control.applied[-1][2] == "remove group year9: merged into 8c"
     assert (await console.post("/groups/guests/remove", {}, token)).status == 422
 
 
@@ -395,8 +408,16 @@ async def test_categories_page_and_a_custom_list(console):
     assert (await page(console, "/categories/nope/edit"))[0] == 404
     await console.post("/groups/8c/categories", {"block": ["adult", "exam-season"]}, token)
     response = await console.post("/categories/exam-season/remove", {}, token)
-    assert response.status == 422  # still used by 8c: the loader says so
+    assert response.status == 422  # still used by 8c: nothing to confirm, the loader says so
     assert "exam-season" in await response.text()
+    unused = await console.post("/groups/8c/categories", {"block": ["adult", "video"]}, token)
+    assert unused.status == 303, await unused.text()
+    asked = await console.post("/categories/exam-season/remove", {}, token)
+    text = await asked.text()
+    assert asked.status == 200 and "No group uses it" in text and "Its 2 domains go with it." in text
+    assert "exam-season" in {c.name for c in console.control.categories()}
+    assert (await console.post("/categories/exam-season/remove", {"confirmed": "yes"}, token)).status == 303
+    assert "exam-season" not in {c.name for c in console.control.categories()}
 
 
 async def test_global_allow_and_deny_lists(console):
@@ -533,3 +554,22 @@ async def test_staff_read_times_on_the_schools_clock_when_only_the_schedules_nam
     await console.logged_in("vic")
     page_text = await console.page("/querylog?domain=zone.example&since=2026-06-01T00:00&until=2026-06-03T00:00")
     assert "2026-06-02 10:15" in page_text and "2026-06-02 09:15" not in page_text
+
+
+async def test_removing_a_scheduled_rule_asks_first_and_says_what_it_did(console):
+    """#20 item 5: ticking "Remove this rule" and saving shows what the rule did and keeps
+    the whole form (the other rules' edits too) for the confirming button."""
+    token = await console.logged_in("ada")
+    form = {"rule-0-during": "lessons", "rule-0-block": ["video", "games"], "rule-1-during": "lunch",
+            "rule-1-allow": "games", "rule-1-remove": "1", "revision": str(console.control.revision)}  # fmt: skip
+    asked = await console.post("/groups/7b/rules", form, token)
+    text = html.unescape(await asked.text())
+    assert asked.status == 200 and "Remove 1 of 7b's rules?" in text
+    assert "Rule 2 goes: during lunch it allows games for 7b" in text
+    assert len(group(console.control, "7b").rules) == 2  # asking changes nothing
+    assert text.count('name="rule-0-block"') == 2 and 'name="rule-1-remove" value="1"' in text  # every field again
+    response = await console.post("/groups/7b/rules", {**form, "confirmed": "yes"}, token)
+    assert response.status == 303
+    assert group(console.control, "7b").rules == (ScheduledRule("lessons", ("video", "games")),)
+    # Saving rules without removing one needs no second step.
+    assert (await console.post("/groups/7b/rules", {"rule-0-during": "lessons", "rule-0-block": "video"}, token)).status == 303

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from filterdns.config.model import Config
+from filterdns.config.model import PolicyConfig
 from filterdns.config.policytext import dump_policy
 from filterdns.config.yamlnodes import default_of
 from filterdns.names import normalize_domain
@@ -246,7 +246,7 @@ def remove_schedule(doc: Mapping[str, Any], name: str) -> PolicyDoc:
 
 def default_group(doc: Mapping[str, Any]) -> str:
     """The default group's name, with the model's default."""
-    return str(doc.get("default_group") or default_of(Config, "default_group"))
+    return str(doc.get("default_group") or default_of(PolicyConfig, "default_group"))
 
 
 def group_fields(doc: Mapping[str, Any], name: str) -> dict[str, Any]:

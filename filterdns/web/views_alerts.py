@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
+from urllib.parse import quote
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -37,6 +38,8 @@ from filterdns.web.common import (
     render,
     user_of,
 )
+from filterdns.web.confirm import confirmation, confirmed
+from filterdns.web.consequences import alert_rule_removal
 from filterdns.web.views_policy import (
     StaleForm,
     apply_change,
@@ -331,6 +334,11 @@ async def change_rule(request: web.Request) -> web.StreamResponse:
 async def delete_rule(request: web.Request) -> web.StreamResponse:
     rule = _rule_or_404(request)
     form = await request.post()
+    if not confirmed(form):
+        return await confirmation(
+            request, form, title=f"Remove the alert rule {rule.name}?", consequences=alert_rule_removal(rule),
+            button=f"Remove {rule.name}", cancel=f"/alerts/rules/{quote(rule.name, safe='')}",
+        )  # fmt: skip
     try:
         revision = await apply_change(
             request, lambda doc: remove_alert_rule(doc, rule.name), comment_for(form, f"remove alert rule {rule.name}")

@@ -29,6 +29,8 @@ from filterdns.policy.categories import INLINE_LOCATION, SourceStatus
 from filterdns.policy.listhealth import over_share
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.confirm import confirmation, confirmed
+from filterdns.web.consequences import category_removal
 from filterdns.web.domain_input import list_change, took_query
 from filterdns.web.views_policy import (
     CHANGE_ROLES,
@@ -225,6 +227,12 @@ async def edit_category(request: web.Request) -> web.StreamResponse:
 async def remove_category(request: web.Request) -> web.StreamResponse:
     name = _custom_or_404(request)
     form = await request.post()
+    body = (control_of(request).policy_data().get("categories") or {}).get(name) or {}
+    if not confirmed(form) and (consequences := category_removal(control_of(request), name, body)):
+        return await confirmation(
+            request, form, title=f"Remove the category {name}?", consequences=consequences,
+            button=f"Remove {name}", cancel=f"/categories/{quote(name, safe='')}/edit",
+        )  # fmt: skip
     try:
         revision = await apply_change(
             request, lambda doc: document.remove_category(doc, name), comment_for(form, f"remove category {name}")

@@ -19,6 +19,8 @@ from filterdns.store import User
 from filterdns.store.parents import ParentProfile
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, accounts_of, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.confirm import confirmation, confirmed
+from filterdns.web.consequences import account_removal
 from filterdns.web.family import absolute
 
 PARENTS_PAGE_ROLES = ("admin", "viewer")
@@ -135,6 +137,12 @@ async def new_password_link(request: web.Request) -> web.StreamResponse:
 @require("admin")
 async def delete_parent(request: web.Request) -> web.StreamResponse:
     target = await _parent_target(request)
+    form = await request.post()
+    if not confirmed(form):
+        return await confirmation(
+            request, form, title=f"Delete the parent account {target.name}?",
+            consequences=account_removal(target, delete=True), button=f"Delete {target.name}", cancel="/parents",
+        )  # fmt: skip
     await accounts_of(request).delete_parent(target.name, actor=user_of(request).name)
     raise web.HTTPSeeOther("/parents?done=deleted")
 

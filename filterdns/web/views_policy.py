@@ -31,6 +31,8 @@ from filterdns.policy import document
 from filterdns.store import DAY, StoreError
 from filterdns.web.auth import require
 from filterdns.web.common import NavItem, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.confirm import confirmation, confirmed
+from filterdns.web.consequences import group_removal, removed_rules, rules_removal
 from filterdns.web.domain_input import list_change, took_note, took_query
 
 READ_ROLES = ("admin", "viewer")
@@ -352,6 +354,11 @@ async def change_group(request: web.Request) -> web.StreamResponse:
     if make is None:
         raise web.HTTPNotFound(text="There is no such form.")
     form = await request.post()
+    if section == "rules" and not confirmed(form) and (removed := removed_rules(group, form)):
+        return await confirmation(
+            request, form, title=f"Remove {len(removed)} of {group.name}'s rules?", consequences=rules_removal(group, removed),
+            button="Save and remove", cancel=group_url(group.name) + "#rules",
+        )  # fmt: skip
     typed: Any = None
     try:
         what, change, typed = make(group.name, form)
@@ -369,6 +376,12 @@ async def change_group(request: web.Request) -> web.StreamResponse:
 async def remove_group(request: web.Request) -> web.StreamResponse:
     group = _group_or_404(request)
     form = await request.post()
+    if not confirmed(form) and group.name != control_of(request).config.policy.default_group:  # that one is refused
+        users = await control_of(request).store.list_users()
+        return await confirmation(
+            request, form, title=f"Remove the group {group.name}?", consequences=group_removal(control_of(request), group, users),
+            button=f"Remove {group.name}", cancel=group_url(group.name),
+        )  # fmt: skip
     try:
         revision = await apply_change(
             request, lambda doc: document.remove_group(doc, group.name), comment_for(form, f"remove group {group.name}")

@@ -19,6 +19,8 @@ from filterdns.store import ApiToken, Conflict, User
 from filterdns.store.users import Role
 from filterdns.web.auth import PASSWORDS, check_new_account, require
 from filterdns.web.common import NavItem, accounts_of, add_nav, all_group_names, control_of, render, user_of
+from filterdns.web.confirm import confirmation, confirmed
+from filterdns.web.consequences import account_removal
 from filterdns.web.security import new_api_token
 
 USERS_ROLES = ("admin", "viewer")
@@ -152,6 +154,12 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamRespo
             _not_self(request, target, "disable")
         except ValueError as exc:
             return await _page(request, errors=[str(exc)], status=422)
+        form = await request.post()
+        if not confirmed(form):
+            return await confirmation(
+                request, form, title=f"Disable the account {target.name}?",
+                consequences=account_removal(target, delete=False), button=f"Disable {target.name}", cancel="/users",
+            )  # fmt: skip
     await accounts_of(request).set_disabled(target.name, disabled, actor=user_of(request).name)
     raise web.HTTPSeeOther("/users?done=" + ("disabled" if disabled else "enabled"))
 
