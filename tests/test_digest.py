@@ -25,6 +25,7 @@ from filterdns.reports.digest import DigestComposer, DigestMail, digest_week, we
 from filterdns.reports.digest_job import LATE_LIMIT, DigestJob, last_send_moment
 from filterdns.reports.guidance import CATEGORIES
 from filterdns.reports.help import COUNTRY_HELP
+from filterdns.reports.notice import COUNTRY_LAW
 from filterdns.reports.weekly import Week
 from filterdns.resolver.events import QueryEvent
 from filterdns.store import Store, StoreConfig, open_store
@@ -281,6 +282,7 @@ def test_every_language_has_its_countrys_help_and_their_sites_stay_reachable():
     example = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
     essential = set(example.policy.essential_names)
     for language in i18n.LANGUAGES:
+        assert COUNTRY_LAW[language.tag].rights  # every school language has its privacy law
         for line in COUNTRY_HELP[language.tag].helplines:
             host = urlsplit(line.url).hostname or ""
             assert any(host == name or host.endswith("." + name) for name in essential), line.url
