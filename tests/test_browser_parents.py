@@ -186,7 +186,7 @@ def test_the_parents_language_setting_gives_the_portuguese_report(family) -> Non
         page.click("#language-save")
         page.wait_for_url(re.compile(r"/family\?saved=1$"))
         assert page.inner_text("#notice") == "Salvo."
-        assert page.inner_text("h1") == "As turmas dos seus filhos"
+        assert page.inner_text("h1") == "Turmas sob sua responsabilidade"
 
         ana.open("/reports/year7")
         assert page.locator("html").get_attribute("lang") == "pt-BR"
@@ -220,7 +220,7 @@ def test_a_brazilian_browser_gets_the_portuguese_pages_without_a_setting(site: S
 
     bia = family(BIA, locale="pt-BR")
     page = bia.page
-    assert page.inner_text("h1") == "As turmas dos seus filhos"
+    assert page.inner_text("h1") == "Turmas sob sua responsabilidade"
     assert "Duda" in page.inner_text("#classes")
     bia.open("/reports/year7")
     assert page.locator("html").get_attribute("lang") == "pt-BR"
