@@ -381,6 +381,21 @@ class StoreContract:
         with pytest.raises(ValueError):
             await store.decide_review_request(second.id, "pending", "bob")  # type: ignore[arg-type]
 
+    # --- take-home devices ---------------------------------------------------------------
+
+    async def test_home_settings_are_revisions_and_parents_link_to_pupils(self, store: Store) -> None:
+        await store.create_user("ana@example.org", "parent", "h")
+        await store.save_parent_profile("ana@example.org", [("Bia", "7b")])
+        assert await store.set_parent_pupils("ana@example.org", ["p-1"])
+        assert (await store.get_parent_profile("ana@example.org")).pupils == ("p-1",)
+        first = await store.save_home_settings("p-1", {"block": ["games"]}, author="ana@example.org", now=T0)
+        second = await store.save_home_settings("p-1", {"block": []}, author="ana@example.org", now=T0 + 1)
+        await store.save_home_settings("p-2", {"paused_until": T0 + 60}, author="bo@example.org", now=T0)
+        current = await store.current_home_settings()
+        assert (current["p-1"].id, current["p-1"].settings) == (second.id, {"block": []})
+        assert current["p-2"].author == "bo@example.org"
+        assert [r.id for r in await store.home_settings_history("p-1")] == [second.id, first.id]
+
     # --- retention, health ------------------------------------------------------------
 
     async def test_retention_deletes_only_what_is_too_old(self, store_factory: StoreFactory) -> None:
@@ -390,6 +405,8 @@ class StoreContract:
             make_event(now - 401 * DAY, "ancient.test"),
             make_event(now - 31 * DAY, "old.test"),
             make_event(now - 29 * DAY, "recent.test"),
+            make_event(now - 15 * DAY, "home-old.test", group="7b@home"),
+            make_event(now - 13 * DAY, "home-recent.test", group="7b@home"),
         ])
         await store.audit("a", "old", now=now - 731 * DAY)
         await store.audit("a", "kept", now=now - 729 * DAY)
@@ -406,11 +423,13 @@ class StoreContract:
 
         deleted = await store.enforce_retention(now)
 
-        assert deleted == {"events": 2, "aggregates": 1, "audit": 1, "sessions": 1, "messages": 1, "alerts": 0}
+        assert deleted == {
+            "events": 2, "home_events": 2, "aggregates": 1, "audit": 1, "sessions": 1, "messages": 1, "alerts": 0,
+        }
         assert sorted(m.dedup_key for m in await store.list_messages()) == ["m29", "pending"]
-        assert names(await all_events(store)) == ["recent.test"]
+        assert sorted(names(await all_events(store))) == ["home-recent.test", "recent.test"]
         hours = [r["start"] for r in await store.query_aggregates(0, now)]
-        assert hours == [((now - 31 * DAY) // HOUR) * HOUR, ((now - 29 * DAY) // HOUR) * HOUR]
+        assert hours == [((now - 31 * DAY) // HOUR) * HOUR, ((now - 29 * DAY) // HOUR) * HOUR, ((now - 13 * DAY) // HOUR) * HOUR]
         assert [e.action for e in await store.list_audit()] == ["kept"]
         assert await store.get_session("live", now=now) is not None
         assert not any((await store.enforce_retention(now)).values())

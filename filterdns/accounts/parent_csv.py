@@ -1,5 +1,7 @@
 """Reading a school's list of parents: a CSV of ``parent_email, child_name, class_group``,
-as exported from a school's management system or typed into a spreadsheet."""
+as exported from a school's management system or typed into a spreadsheet. An optional
+``pupil_id`` column names the child in the roster (take-home devices): it lets the parent
+set the child's home settings."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from filterdns.accounts.rules import email_problem
 MAX_IMPORT_ROWS = 5000
 MAX_CHILD_NAME = 100
 CSV_COLUMNS = ("parent_email", "child_name", "class_group")
+PUPIL_COLUMN = "pupil_id"  # optional
 
 
 @dataclass(slots=True)
@@ -21,6 +24,7 @@ class ImportResult:
     naming each email, and the problems found, each starting with its line number."""
 
     children: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    pupils: dict[str, list[str]] = field(default_factory=dict)  # parent email -> roster pupil ids
     lines: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -50,7 +54,7 @@ def parse_parent_csv(text: str, groups: Collection[str]) -> ImportResult:
                 result.errors.append(f"line {line}: the first row must name the columns {', '.join(CSV_COLUMNS)} "
                                      f"(missing: {', '.join(missing)})")  # fmt: skip
                 return result
-            columns = {c: names.index(c) for c in CSV_COLUMNS}
+            columns = {c: names.index(c) for c in (*CSV_COLUMNS, PUPIL_COLUMN) if c in names}
             continue
         rows += 1
         if rows > MAX_IMPORT_ROWS:
@@ -58,6 +62,7 @@ def parse_parent_csv(text: str, groups: Collection[str]) -> ImportResult:
             return result
         cells = {c: record[i].strip() if i < len(record) else "" for c, i in columns.items()}
         email, child, group = cells["parent_email"].lower(), child_name(cells["child_name"]), cells["class_group"]
+        pupil = cells.get(PUPIL_COLUMN, "")
         problems = [p for p in (email_problem(email),) if p]
         if not child:
             problems.append("the child's name is empty")
@@ -72,6 +77,8 @@ def parse_parent_csv(text: str, groups: Collection[str]) -> ImportResult:
         result.lines.setdefault(email, line)
         if (child, group) not in pairs:
             pairs.append((child, group))
+        if pupil and pupil not in result.pupils.setdefault(email, []):
+            result.pupils[email].append(pupil)
     if columns is None:
         result.errors.append("the file is empty")
     return result

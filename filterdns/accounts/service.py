@@ -139,13 +139,15 @@ class Accounts:
         return user, created
 
     async def import_parents(
-        self, children: Mapping[str, Sequence[tuple[str, str]]], *, actor: str, filename: str
+        self, children: Mapping[str, Sequence[tuple[str, str]]], *, actor: str, filename: str,
+        pupils: Mapping[str, Sequence[str]] | None = None,
     ) -> ParentImport:
-        """Apply a checked CSV import (``parent_csv``): each parent's children replace those
-        they had; each new account gets its first password link."""
+        """Apply a checked CSV import (``parent_csv``): each parent's children (and their
+        roster pupil ids) replace those they had; each new account gets its first password link."""
         created = []
         for email, pairs in children.items():
             _, new = await self.save_parent(email, pairs, merge=False)
+            await self.store.set_parent_pupils(email, (pupils or {}).get(email, ()))
             if new:
                 created.append((email, await self.password_link(email)))
         updated = len(children) - len(created)

@@ -265,6 +265,7 @@ class StoreConfig:
     raw_events_days: int = 30
     aggregates_days: int = 400
     audit_days: int = 730
+    home_days: int = 14  # events of take-home devices at home (policy/home.py): a shorter life
     busy_timeout: float = 5.0  # SQLite: how long a write waits for another writer's lock
     pool_size: int = 4  # PostgreSQL connections per node
     connect_timeout: float = 5.0  # PostgreSQL: giving up on connecting
@@ -279,7 +280,7 @@ class StoreConfig:
             raise ValueError(f"unknown store backend {self.backend!r}")
         if self.backend == "postgres" and not self.dsn:
             raise ValueError("the postgres store backend needs a dsn")
-        for name in ("raw_events_days", "aggregates_days", "audit_days", "pool_size",
+        for name in ("raw_events_days", "aggregates_days", "audit_days", "home_days", "pool_size",
                      "insert_chunk", "buffer_limit"):
             if getattr(self, name) < 1:
                 raise ValueError(f"store {name} must be at least 1")

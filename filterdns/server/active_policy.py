@@ -27,7 +27,7 @@ from filterdns.policy.categories import (
 )
 from filterdns.policy.engine import PolicyEngine
 from filterdns.policy.groups import GroupResolver
-from filterdns.policy.home import school_networks
+from filterdns.policy.home import HomeSettings, school_networks
 from filterdns.resolver.access import NetworkSet
 from filterdns.resolver.blocking import BlockResponder
 from filterdns.resolver.identify import ClientIdentifier
@@ -88,6 +88,7 @@ class ActivePolicy:
         self.config = config
         self.policy: Policy | None = None
         self.overrides: list[Override] = []
+        self.home_settings: dict[str, HomeSettings] = {}
         self._metrics = metrics
         self._on_config = on_config
         self._pipeline: QueryPipeline | None = None
@@ -131,6 +132,16 @@ class ActivePolicy:
         async with self._lock:
             self._swap(await self._build(self.config))
 
+    def apply_home_settings(self, settings: dict[str, HomeSettings]) -> None:
+        """The parents' settings for their children's take-home devices (pupil -> settings)."""
+        self.home_settings = settings
+        if self.policy is not None:
+            self._use_home_settings(self.policy)
+
+    def _use_home_settings(self, policy: Policy) -> None:
+        policy.engine.set_home_settings(self.home_settings)
+        policy.identifier.home_pupils = frozenset(self.home_settings)
+
     def apply_overrides(self, overrides: list[Override]) -> None:
         self.overrides = overrides
         if self.policy is not None:
@@ -159,6 +170,7 @@ class ActivePolicy:
 
     def _swap(self, policy: Policy) -> None:
         policy.engine.set_overrides(override_rules(self.overrides))
+        self._use_home_settings(policy)
         if self._pipeline is not None:
             self._pipeline.replace_policy(policy.engine, policy.blocker, policy.identifier)
             self._pipeline.rate_limiter.set_exempt(NetworkSet(self.config.policy.trusted_forwarders))

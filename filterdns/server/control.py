@@ -36,6 +36,7 @@ from filterdns.policy.explanation import Explanation
 from filterdns.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import list_sizes, lists_cache_dir
+from filterdns.server.home_profiles import HomeProfiles
 from filterdns.store import Alert, OutboxMessage, Override, ReviewRequest, Store
 
 if TYPE_CHECKING:
@@ -85,6 +86,15 @@ class StoreChanges:
             author, f"fix.{fix}", name, {"group": group or "", "reason": reason, "revision": revision}
         )
         return revision
+
+    @property
+    def home_profiles(self) -> HomeProfiles:
+        """Parents' settings for their children's take-home devices."""
+        return HomeProfiles(self)
+
+    async def sync_home_settings(self) -> None:
+        """Apply the home settings in the store now rather than at the next poll."""
+        await self._service.sync.sync_home_settings()
 
     async def audit(self, actor: str, action: str, target: str = "", detail: Mapping[str, object] | None = None) -> None:
         """Record something done that changes nothing else (a login, an export, a share)."""

@@ -23,6 +23,7 @@ from filterdns.config.loader import EMBEDDED_POLICY, ConfigError, config_with_po
 from filterdns.config.policytext import policy_document
 from filterdns.config.model import Config
 from filterdns.policy.engine import OverrideRule
+from filterdns.policy.home import HomeSettings
 from filterdns.store import Override, Store
 from filterdns.store.outage import OutageLog
 
@@ -43,8 +44,13 @@ Activate = Callable[[PolicyVersion], Awaitable[None]]
 
 
 class PolicySync:
-    def __init__(self, store: Store, base: Config, activate: Activate, apply_overrides: Callable[[list[Override]], None]):
+    def __init__(
+        self, store: Store, base: Config, activate: Activate, apply_overrides: Callable[[list[Override]], None],
+        apply_home: Callable[[dict[str, HomeSettings]], None] | None = None,
+    ):
         self._store = store
+        self._apply_home = apply_home
+        self._home_seen: tuple = ()
         self._base = base
         self._activate = activate
         self._apply_overrides = apply_overrides
@@ -111,6 +117,7 @@ class PolicySync:
                     if revision is not None:
                         await self._apply_revision(revision.id, revision.yaml_text)
                 await self.sync_overrides()
+                await self.sync_home_settings()
                 outage.recovered("the store is reachable again; policy and overrides are in sync")
             except Exception as error:  # whatever it is, DNS goes on with the policy it has
                 outage.failed("cannot follow the store (%s); keeping the current policy", error)
@@ -137,6 +144,17 @@ class PolicySync:
         if seen != self._overrides_seen:
             self._overrides_seen = seen
             self._apply_overrides(overrides)
+
+
+    async def sync_home_settings(self) -> None:
+        """The parents' home settings in force (newest revision per pupil), when they changed."""
+        if self._apply_home is None:
+            return
+        current = await self._store.current_home_settings()
+        seen = tuple(sorted(revision.id for revision in current.values()))
+        if seen != self._home_seen:
+            self._home_seen = seen
+            self._apply_home({pupil: HomeSettings.from_json(r.settings) for pupil, r in current.items()})
 
 
 def override_rules(overrides: list[Override]) -> list[OverrideRule]:

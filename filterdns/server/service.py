@@ -71,7 +71,9 @@ class Service:
         self.metrics.watch_store(self.store_sink)
         self.metrics.watch_health(ServiceHealth(self))
         self.active = ActivePolicy(config, self.metrics, self._config_changed)
-        self.sync = PolicySync(self.store, config, self.active.activate, self.active.apply_overrides)
+        self.sync = PolicySync(
+            self.store, config, self.active.activate, self.active.apply_overrides, self.active.apply_home_settings
+        )
         self.control = Control(self)
         self.listeners = DnsListeners(config.node.server)
         self.encrypted = EncryptedDns(config)

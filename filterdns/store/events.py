@@ -210,23 +210,25 @@ class EventQueries(DeviceQueries):
 
     # --- retention --------------------------------------------------------------------
 
-    async def delete_events_before(self, cutoff: float) -> int:
-        """Delete events older than ``cutoff``, a slice at a time; returns how many."""
+    async def delete_events_before(self, cutoff: float, *, home: bool = False) -> int:
+        """Delete events older than ``cutoff``, a slice at a time; returns how many. With
+        ``home``, only the events of take-home devices at home (groups ``<group>@home``)."""
         total = 0
+        where = "time < ? AND group_name LIKE '%@home'" if home else "time < ?"
         while True:
             deleted = await self._execute(
-                "DELETE FROM query_events WHERE id IN "
-                "(SELECT id FROM query_events WHERE time < ? LIMIT ?)",
+                f"DELETE FROM query_events WHERE id IN (SELECT id FROM query_events WHERE {where} LIMIT ?)",
                 [cutoff, RETENTION_CHUNK],
             )
             total += deleted
             if deleted < RETENTION_CHUNK:
                 return total
 
-    async def delete_counts_before(self, cutoff: float) -> int:
+    async def delete_counts_before(self, cutoff: float, *, home: bool = False) -> int:
         """Delete the hourly counts (and the devices behind them) of hours that ended by
         ``cutoff``; returns how many counts. An hour is deleted only once all of it is past
-        the cutoff."""
+        the cutoff. With ``home``, only those of take-home devices at home."""
         last = math.floor(cutoff) - HOUR
-        await self._execute("DELETE FROM hourly_devices WHERE hour <= ?", [last])
-        return await self._execute("DELETE FROM hourly_counts WHERE hour <= ?", [last])
+        where = "hour <= ? AND group_name LIKE '%@home'" if home else "hour <= ?"
+        await self._execute(f"DELETE FROM hourly_devices WHERE {where}", [last])
+        return await self._execute(f"DELETE FROM hourly_counts WHERE {where}", [last])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from filterdns.store.base import Row, StoreBase
 
-_PROFILE_COLUMNS = 'user_name AS "user", children, language, digest'
+_PROFILE_COLUMNS = 'user_name AS "user", children, language, digest, pupils'
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +23,13 @@ class ParentProfile:
     children: tuple[tuple[str, str], ...]
     language: str
     digest: bool
+    pupils: tuple[str, ...] = ()  # the roster's pupil ids of their children (take-home devices)
 
 
 def _profile(row: Row) -> ParentProfile:
     row["children"] = tuple((str(child), str(group)) for child, group in json.loads(row["children"]))
     row["digest"] = bool(row["digest"])
+    row["pupils"] = tuple(json.loads(row["pupils"]))
     return ParentProfile(**row)
 
 
@@ -55,6 +57,12 @@ class ParentQueries(StoreBase):
         """Turn a parent's weekly digest mail on or off; False if they have no profile."""
         return await self._execute(
             "UPDATE parent_profiles SET digest = ? WHERE user_name = ?", [bool(on), user]
+        ) > 0
+
+    async def set_parent_pupils(self, user: str, pupils: Sequence[str]) -> bool:
+        """Link a parent to their children's roster pupil ids; False if they have no profile."""
+        return await self._execute(
+            "UPDATE parent_profiles SET pupils = ? WHERE user_name = ?", [json.dumps(list(pupils)), user]
         ) > 0
 
     async def get_parent_profile(self, user: str) -> ParentProfile | None:

@@ -230,3 +230,15 @@ CREATE TABLE hourly_devices (
     PRIMARY KEY (group_name, hour, verdict, category, device)
 );
 CREATE INDEX hourly_devices_hour ON hourly_devices (hour);
+
+-- version: 6
+-- Take-home devices (see schema_sqlite.sql, version 6).
+ALTER TABLE parent_profiles ADD COLUMN pupils text NOT NULL DEFAULT '[]';
+CREATE TABLE home_settings (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pupil text NOT NULL,
+    settings text NOT NULL,
+    author text NOT NULL,
+    created double precision NOT NULL
+);
+CREATE INDEX home_settings_pupil ON home_settings (pupil, id);

@@ -233,3 +233,18 @@ CREATE TABLE hourly_devices (
     PRIMARY KEY (group_name, hour, verdict, category, device)
 ) WITHOUT ROWID;
 CREATE INDEX hourly_devices_hour ON hourly_devices (hour);
+
+-- version: 6
+-- Take-home devices (issue 19). The roster pupils (pupil ids) a parent's children are,
+-- from the parents' CSV import; and every revision of a pupil's home settings, set by
+-- their parents (JSON: block, bedtime, paused_until; see policy/home.py). The newest
+-- revision per pupil is in force.
+ALTER TABLE parent_profiles ADD COLUMN pupils TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE home_settings (
+    id INTEGER PRIMARY KEY,
+    pupil TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX home_settings_pupil ON home_settings (pupil, id);

@@ -11,6 +11,7 @@ from filterdns.store.alerts import AlertQueries
 from filterdns.store.audit import AuditQueries
 from filterdns.store.base import DAY, current_time
 from filterdns.store.events import EventQueries
+from filterdns.store.home import HomeQueries
 from filterdns.store.outbox import OutboxQueries
 from filterdns.store.parents import ParentQueries
 from filterdns.store.policy import PolicyQueries
@@ -24,7 +25,7 @@ MIN_MESSAGE_DAYS = 8
 
 class Store(
     EventQueries, UserQueries, PolicyQueries, AuditQueries, ReviewQueries, ParentQueries,
-    SecretQueries, OutboxQueries, AlertQueries,
+    SecretQueries, OutboxQueries, AlertQueries, HomeQueries,
 ):  # fmt: skip
     """The store's operations. Open with ``filterdns.store.open_store``; a backend
     (``SQLiteStore``, ``PostgresStore``) supplies the primitives of ``StoreBase``."""
@@ -36,6 +37,9 @@ class Store(
         s = self.settings
         return {
             "events": await self.delete_events_before(now - s.raw_events_days * DAY),
+            # What a take-home device asked at home is kept for less (policy/home.py).
+            "home_events": await self.delete_events_before(now - s.home_days * DAY, home=True)
+            + await self.delete_counts_before(now - s.home_days * DAY, home=True),
             "aggregates": await self.delete_counts_before(now - s.aggregates_days * DAY),
             "audit": await self.delete_audit_before(now - s.audit_days * DAY),
             "sessions": await self.delete_expired_sessions(now=now),

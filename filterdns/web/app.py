@@ -41,6 +41,7 @@ from filterdns.web import (
     views_encrypted,
     views_family,
     views_fixes,
+    views_home,
     views_lists,
     views_outbox,
     views_overrides,
@@ -92,6 +93,7 @@ PAGES: tuple[Callable[[web.Application], None], ...] = (
     views_digest_preview.setup,
     views_compliance.setup,
     views_encrypted.setup,
+    views_home.setup,
 )
 
 _DEFAULT_MESSAGES = {

@@ -4,6 +4,8 @@ their classes, and their language."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from filterdns import i18n
@@ -11,7 +13,9 @@ from filterdns.accounts.rules import EMAIL, password_problems
 from filterdns.reports.notice import COUNTRY_LAW, NOT_COVERED, PURPOSE
 from filterdns.web import auth
 from filterdns.web.auth import PASSWORDS
-from filterdns.web.common import accounts_of, all_group_names, control_of, principal_of, redirect, user_of
+from filterdns.web.common import (
+    accounts_of, all_group_names, control_of, format_time, principal_of, redirect, user_of, zone_of,
+)
 from filterdns.web.family import family_message, family_page, family_render, is_parent, translator_for
 from filterdns.web.blockpage import RateLimiter
 from filterdns.web.security import SESSIONS, session_token
@@ -150,6 +154,7 @@ async def family_home(request: web.Request) -> web.StreamResponse:
     known = set(all_group_names(control_of(request)))
     classes = [(group, children.get(group, [])) for group in user.groups if group in known]
     config = control_of(request).config
+    home_children = await control_of(request).home_profiles.children_of(user.name)
     context = {
         "classes": classes,
         "saved_language": profile.language if profile else "",
@@ -157,6 +162,11 @@ async def family_home(request: web.Request) -> web.StreamResponse:
         "saved": request.query.get("saved", ""),  # "1": the language, "digest": the weekly email
         "digest": profile.digest if profile else True,
         "digest_offered": config.node.reports.digest and config.node.mail.enabled,
+        "home_children": home_children,
+        "paused": {  # a child's pause still running: until when, in the school's time
+            c.pupil: format_time(c.settings.paused_until, zone_of(request), "%H:%M")
+            for c in home_children if c.settings.paused_until > time.time()
+        },
     }
     return await family_render(request, "parents/home.html", context)
 

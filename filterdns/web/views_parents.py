@@ -112,7 +112,7 @@ async def import_parents(request: web.Request) -> web.StreamResponse:
         errors = [*result.errors, "Nothing was imported: correct these lines and import the file again."]
         return await _parents_page(request, errors=errors, status=422)
     done = await accounts_of(request).import_parents(
-        result.children, actor=user_of(request).name, filename=upload.filename or ""
+        result.children, actor=user_of(request).name, filename=upload.filename or "", pupils=result.pupils
     )
     links = [(email, password_link_url(request, token)) for email, token in done.created]
     summary = f"Imported: {len(done.created)} accounts created, {done.updated} updated."

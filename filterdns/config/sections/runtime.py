@@ -58,7 +58,7 @@ def read_lists(reader: Reader) -> ListsConfig:
 
 
 def read_store(reader: Reader) -> StoreConfig:
-    """``store: {backend, path, dsn, node, retention: {raw_events, aggregates, audit}, buffer_limit}``."""
+    """``store: {backend, path, dsn, node, retention: {raw_events, aggregates, audit, home}, buffer_limit}``."""
     retention = reader.sub("retention")
     values = reader.fields(
         StoreConfig,
@@ -77,6 +77,7 @@ def read_store(reader: Reader) -> StoreConfig:
                 "raw_events_days": ("raw_events", v.whole_days),
                 "aggregates_days": ("aggregates", v.whole_days),
                 "audit_days": ("audit", v.whole_days),
+                "home_days": ("home", v.whole_days),
             },
         )
     )
