@@ -86,9 +86,10 @@ async def test_the_printable_page_shows_the_report_with_names_escaped(console: C
     assert "Always blocked: adult, games." in html and "Blocked during lessons: video." in html
     assert "vic" in re.search(r'id="report-prepared">([^<]*)<', html).group(1)
     row = re.search(
-        r"<tr>\s*<td class=\"time\">[^<]+</td>\s*<td>ada</td>\s*<td>policy.change</td>.*?</tr>", html, re.DOTALL
+        r"<tr>\s*<td class=\"time\" data-label=\"Time\">[^<]+</td>\s*<td class=\"label\" data-label=\"Who\">ada</td>\s*"
+        r"<td data-label=\"Action\">policy.change</td>.*?</tr>", html, re.DOTALL
     ).group(0)
-    assert "=cmd|&#39; /C calc&#39;!A0" in row and "<td>7b</td>" in row
+    assert "=cmd|&#39; /C calc&#39;!A0" in row and "<td data-label=\"Groups\">7b</td>" in row
     assert 'id="nav-compliance"' in html
     entries = await console.store.list_audit(AuditFilter(action="report.compliance_export"))
     assert [(e.actor, e.target, e.detail["format"]) for e in entries] == [("vic", "All sites", "page")]
