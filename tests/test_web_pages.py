@@ -87,6 +87,16 @@ def test_chart_scales_and_escapes():
 # --- query log and audit -----------------------------------------------------------------------------
 
 
+async def test_events_at_home_are_for_safeguarding_admins_only(console: Console):
+    await console.store.insert_events([event("school.example"), event("home.example", "7b@home")])
+    await console.logged_in("vic")  # a viewer sees every group, but not what devices did at home
+    text = await text_of(console, "/querylog")
+    assert "school.example" in text and "home.example" not in text
+    await text_of(console, "/querylog?group=7b%40home", 403)
+    await console.logged_in("ada")
+    assert "home.example" in await text_of(console, "/querylog")
+
+
 async def test_query_log_filters_and_pages(console: Console):
     now = time.time()
     await console.store.insert_events(

@@ -20,6 +20,7 @@ from filterdns.store import DAY, Override
 from filterdns.web.auth import require, scope_filter
 from filterdns.web.common import (
     CONSOLE_ROLES,
+    all_group_names,
     control_of,
     parse_time,
     public,
@@ -105,7 +106,7 @@ async def get_stats(request: web.Request) -> web.Response:
     bucket = query.get("bucket", "hour")
     if bucket not in ("hour", "day"):
         raise ValueError("bucket is hour or day")
-    scope = scope_filter(user_of(request), query.get("group") or None)
+    scope = scope_filter(user_of(request), query.get("group") or None, all_group_names(control_of(request)))
     store = control_of(request).store
     rows = await traffic(store, since, until, scope, cast(Bucket, bucket), zone)
     return web.json_response(

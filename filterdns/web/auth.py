@@ -21,7 +21,7 @@ import functools
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from yarl import URL
@@ -29,6 +29,7 @@ from yarl import URL
 from filterdns.accounts.passwords import Passwords, token_hash
 from filterdns.accounts.rules import password_problems, user_name_problem
 from filterdns.links import same_secret
+from filterdns.policy.home import is_home
 from filterdns.store import Conflict, User
 from filterdns.web.common import (
     CONTROL,
@@ -147,6 +148,10 @@ def visible_groups(user: User) -> tuple[str, ...] | None:
 
 
 def can_see_group(user: User, group: str) -> bool:
+    """What a take-home device did at home (``<group>@home``) is for safeguarding admins
+    only (and the child's own parents, on the family pages); the rest by ``visible_groups``."""
+    if is_home(group):
+        return user.role in SAFEGUARDING_ROLES
     scope = visible_groups(user)
     return scope is None or group in scope
 
@@ -169,13 +174,17 @@ def group_picker(request: web.Request) -> list[str]:
     return names if scope is None else [name for name in names if name in scope]
 
 
-def scope_filter(user: User, requested: str | None) -> tuple[str, ...] | None:
+def scope_filter(user: User, requested: str | None, known: Sequence[str] = ()) -> tuple[str, ...] | None:
     """The ``groups`` filter for a store query: the requested group (if the user may see
-    it, else 403) or everything the user may see."""
+    it, else 403) or everything the user may see; a viewer's everything is the ``known``
+    (configured) groups, without their events at home."""
     if requested:
         check_group(user, requested)
         return (requested,)
-    return visible_groups(user)
+    scope = visible_groups(user)
+    if scope is None and user.role not in SAFEGUARDING_ROLES:
+        return tuple(known)
+    return scope
 
 
 # --- login and logout -----------------------------------------------------------------------

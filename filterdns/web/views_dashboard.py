@@ -26,6 +26,7 @@ from filterdns.web.common import (
     VERDICTS,
     NavItem,
     add_nav,
+    all_group_names,
     control_of,
     format_time,
     render,
@@ -165,7 +166,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     zone = zone_of(request)
     period = PERIODS.get(request.query.get("period", ""), PERIODS["24h"])
     group = request.query.get("group", "")
-    scope = scope_filter(user, group or None)
+    scope = scope_filter(user, group or None, all_group_names(control))
     since, until = period_bounds(period, zone, time.time())
     starts = bucket_starts(since, until, period.bucket, zone)
     chart = None

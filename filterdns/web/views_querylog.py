@@ -45,7 +45,7 @@ def event_filter(user: User, query: Mapping[str, str], zone: ZoneInfo, config: C
     if since is not None and until is not None and since >= until:
         raise ValueError("the start of the time range must be before its end")
     return EventFilter(
-        groups=scope_filter(user, query.get("group", "").strip() or None),
+        groups=scope_filter(user, query.get("group", "").strip() or None, [g.name for g in config.policy.groups]),
         client=query.get("client", "").strip() or None,
         pupil=query.get("pupil", "").strip() or None,
         domain=name_to_look_up(query.get("domain", "")) or None,
