@@ -236,3 +236,41 @@ def test_an_allow_entry_over_a_scheduled_block_names_the_window():
     policy = engine(GroupConfig("year7", rules=(ScheduledRule("lessons", block=("social",)),), allow_domains=("tiktok.com",)))
     decision = policy.decide("year7", "tiktok.com", A)
     assert (decision.reason, decision.category, decision.schedule_window) == ("allow-list", "social", "Mon 09:00-15:00")
+
+
+def test_a_listed_name_allowed_now_is_named_by_its_own_category():
+    """At lunch social is allowed by an open rule; a news name (listed, never blocked) is
+    named as news, not as the category the rule allows."""
+    clock = Clock(monday(12, 30))
+    policy = engine(
+        GroupConfig("year7", rules=(ScheduledRule("lessons", block=("social",)), ScheduledRule("club", allow=("social",)))),
+        clock=clock,
+    )
+    decision = policy.decide("year7", "www.bbc.co.uk", A)
+    assert (decision.action, decision.category) == ("allow", "news")
+
+
+def test_a_locked_category_missing_from_the_index_locks_nothing_else():
+    """A locked category whose list failed to load is absent from the index: no other
+    category may become locked in its place."""
+    only_social = CategorySet(("social",), DomainIndex.build([("tiktok.com", 0, False)]))
+    categories = (CategoryConfig("illegal", locked=True), CategoryConfig("social"))
+    policy = PolicyEngine(
+        Config(policy=PolicyConfig(categories=categories, groups=(GroupConfig("year7"),))),
+        only_social,
+        clock=Clock(monday(10)),
+    )
+    assert policy.decide("year7", "tiktok.com", A).action == "allow"
+
+
+def test_the_decision_cache_stays_within_its_size():
+    index = DomainIndex.build([("tiktok.com", SOCIAL, False)])
+    policy = PolicyEngine(
+        Config(policy=PolicyConfig(categories=tuple(CategoryConfig(n) for n in NAMES), groups=(GroupConfig("year7"),))),
+        CategorySet(NAMES, index),
+        clock=Clock(monday(10)),
+        decision_cache_size=300,
+    )
+    for number in range(1000):
+        policy.decide("year7", f"n{number}.example", A)
+    assert len(policy._decisions) <= 300  # a million names asked must not mean a million entries

@@ -187,10 +187,6 @@ class PolicyEngine:
         self._valid_from = self._valid_until = _NEVER  # the next decision recomputes the states
         self.generation += 1
 
-    @property
-    def overrides(self) -> tuple[OverrideRule, ...]:
-        return self._overrides
-
     def set_home_settings(self, settings: Mapping[str, HomeSettings]) -> None:
         """Replace the parents' settings (pupil -> settings). Each pupil's own home policy is
         compiled again the next time it is asked for (``_policy``)."""
