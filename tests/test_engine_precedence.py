@@ -274,3 +274,44 @@ def test_the_decision_cache_stays_within_its_size():
     for number in range(1000):
         policy.decide("year7", f"n{number}.example", A)
     assert len(policy._decisions) <= 300  # a million names asked must not mean a million entries
+
+
+def three_categories(clock: Clock, *groups: GroupConfig, listed=(("both.example", (0, 1)),)) -> PolicyEngine:
+    """news, social and games, in that priority order; ``listed`` names with their bits."""
+    names = ("news", "social", "games")
+    index = DomainIndex.build((name, bit, False) for name, bits in listed for bit in bits)
+    return PolicyEngine(
+        Config(policy=PolicyConfig(categories=tuple(CategoryConfig(n) for n in names), schedules=SCHEDULES, groups=groups)),
+        CategorySet(names, index),
+        clock=clock,
+    )
+
+
+def test_a_name_in_two_categories_is_named_by_the_one_an_open_rule_allows():
+    """Listed as news and social; at lunch a rule allows social: the answer says social is
+    allowed at lunch, whatever other overrides are in force."""
+    group = GroupConfig("year7", rules=(ScheduledRule("lessons", block=("social",)), ScheduledRule("club", allow=("social",))))
+    policy = three_categories(Clock(monday(12, 30)), group)
+    decision = policy.decide("year7", "both.example", A)
+    assert (decision.action, decision.category, decision.schedule_window) == ("allow", "social", "Mon 12:00-13:00")
+    policy.set_overrides([OverrideRule("year7", "block", "", "games", "tess", time.time() + 600)])
+    decision = policy.decide("year7", "both.example", A)
+    assert (decision.action, decision.category) == ("allow", "social")
+
+
+def test_another_groups_override_stops_nothing_for_this_one():
+    policy = engine(GroupConfig("year7", block=("social",)), GroupConfig("year8", block=("social",)))
+    policy.set_overrides([
+        OverrideRule("year8", "block", "", "news", "tom", time.time() + 600),
+        OverrideRule("year7", "allow", "", "social", "tess", time.time() + 600),
+    ])  # fmt: skip
+    assert policy.decide("year7", "tiktok.com", A).action == "allow"
+    assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
+    assert policy.decide("year8", "bbc.co.uk", A).action == "block"
+
+
+def test_an_override_for_a_category_missing_from_the_index_changes_nothing_else():
+    policy = engine(GroupConfig("year7"))
+    policy.set_overrides([OverrideRule("year7", "block", "", "games", "tess", time.time() + 600)])
+    assert policy.decide("year7", "tiktok.com", A).action == "allow"
+    assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
