@@ -395,6 +395,17 @@ class StoreContract:
         assert (current["p-1"].id, current["p-1"].settings) == (second.id, {"block": []})
         assert current["p-2"].author == "bo@example.org"
         assert [r.id for r in await store.home_settings_history("p-1")] == [second.id, first.id]
+        await store.insert_events([
+            make_event(T0, "games.test", group="7b@home", verdict="blocked", category="games", pupil="p-1"),
+            make_event(T0, "games.test", group="7b@home", verdict="blocked", category="games", pupil="p-1"),
+            make_event(T0, "late.test", group="7b@home", verdict="blocked", pupil="p-1"),
+            make_event(T0, "school.test", group="7b", verdict="blocked", category="games", pupil="p-1"),
+            make_event(T0, "other.test", group="7b@home", verdict="blocked", category="games", pupil="p-2"),
+            make_event(T0, "fine.test", group="7b@home", pupil="p-1"),
+        ])
+        categories, names = await store.count_home_blocked("p-1", T0 - 1, T0 + 1)
+        assert categories == [("games", 2), ("", 1)]
+        assert names == [("games.test", 2), ("late.test", 1)]
 
     # --- retention, health ------------------------------------------------------------
 

@@ -7,7 +7,9 @@ tests/test_home_policy.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +99,10 @@ async def test_a_parents_bedtime_applies_at_home_only_and_cannot_loosen(site, pk
         assert response.status == 303
         assert ask(site, pki, "example.org", HOME) == [BLOCKED]  # bedtime: everything is blocked
         assert ask(site, pki, "example.org", SCHOOL_SIDE) != [BLOCKED]  # not at school
+        deadline = time.monotonic() + 10  # the parent's week at home, once the event is stored
+        while 'id="home-sites-p-101">example.org (1)' not in (page := await (await session.get(f"{base}/family")).text()):
+            assert time.monotonic() < deadline, page
+            await asyncio.sleep(0.3)
         response = await session.post(
             f"{base}/family/home/p-101", data={"csrf_token": token, **_window(False)}, allow_redirects=False
         )
@@ -114,7 +120,7 @@ async def test_another_parent_sees_none_of_it_and_the_school_sees_it_all(site, p
     base = site.server.console_url
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         page, token = await family(session, base, OTHER_PARENT)
-        assert "home-p-101" not in page and "Ann" not in page
+        assert "home-p-101" not in page and "Ann" not in page and "example.org" not in page
         response = await session.post(f"{base}/family/home/p-101", data={"csrf_token": token, "pause": "60"})
         assert response.status == 400
     assert ask(site, pki, "example.org", HOME) != [BLOCKED]  # no pause was set

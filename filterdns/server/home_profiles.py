@@ -39,6 +39,15 @@ class HomeChild:
     revision: HomeRevision | None
 
 
+@dataclass(frozen=True, slots=True)
+class HomeWeek:
+    """A child's blocked lookups at home in a week: (category, count), "" for a parent's
+    bedtime or pause, and the most blocked sites (name, count)."""
+
+    categories: tuple[tuple[str, int], ...]
+    names: tuple[tuple[str, int], ...]
+
+
 class HomeProfiles:
     """The family page's and the school's access to pupils' home settings."""
 
@@ -56,6 +65,12 @@ class HomeProfiles:
         current = await self._control.store.current_home_settings()
         children = [self._child(pupil, current) for pupil in sorted(current)]
         return [child for child in children if child is not None]
+
+    async def week_at_home(self, child: HomeChild, since: float, until: float) -> HomeWeek:
+        """What ``child``'s device had blocked at home in [since, until): for the parents
+        ``children_of`` gave ``child`` to, never in any aggregate."""
+        categories, names = await self._control.store.count_home_blocked(child.pupil, since, until)
+        return HomeWeek(tuple(categories), tuple(names))
 
     async def save(
         self, parent: str, pupil: str, *, block: Sequence[str], bedtime: tuple[str, str] | None, pause_minutes: int | None

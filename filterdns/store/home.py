@@ -54,3 +54,21 @@ class HomeQueries(StoreBase):
             f"SELECT {_COLUMNS} FROM home_settings WHERE pupil = ? ORDER BY id DESC LIMIT ?", [pupil, limit]
         )
         return [_revision(row) for row in rows]
+
+    async def count_home_blocked(
+        self, pupil: str, since: float, until: float, *, top: int = 10
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """``pupil``'s blocked lookups at home between ``since`` and ``until``: (category,
+        count) most first ("" for a parent's bedtime or pause), and the ``top`` most blocked
+        names. For that child's parents only (``server/home_profiles``)."""
+        where = "pupil = ? AND group_name LIKE '%@home' AND verdict = 'blocked' AND time >= ? AND time < ?"
+        params = [pupil, since, until]
+        categories = await self._query(
+            f"SELECT category, count(*) AS n FROM query_events WHERE {where} GROUP BY category ORDER BY n DESC, category",
+            params,
+        )
+        names = await self._query(
+            f"SELECT name, count(*) AS n FROM query_events WHERE {where} GROUP BY name ORDER BY n DESC, name LIMIT ?",
+            [*params, top],
+        )
+        return [(r["category"], int(r["n"])) for r in categories], [(r["name"], int(r["n"])) for r in names]

@@ -5,12 +5,14 @@ their classes, and their language."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from aiohttp import web
 
 from filterdns import i18n
 from filterdns.accounts.rules import EMAIL, password_problems
 from filterdns.reports.notice import COUNTRY_LAW, NOT_COVERED, PURPOSE
+from filterdns.reports.weekly import Week
 from filterdns.web import auth
 from filterdns.web.auth import PASSWORDS
 from filterdns.web.common import (
@@ -154,7 +156,9 @@ async def family_home(request: web.Request) -> web.StreamResponse:
     known = set(all_group_names(control_of(request)))
     classes = [(group, children.get(group, [])) for group in user.groups if group in known]
     config = control_of(request).config
-    home_children = await control_of(request).home_profiles.children_of(user.name)
+    home = control_of(request).home_profiles
+    home_children = await home.children_of(user.name)
+    week = Week.containing(datetime.now(zone_of(request)).date(), zone_of(request))
     context = {
         "classes": classes,
         "saved_language": profile.language if profile else "",
@@ -163,6 +167,7 @@ async def family_home(request: web.Request) -> web.StreamResponse:
         "digest": profile.digest if profile else True,
         "digest_offered": config.node.reports.digest and config.node.mail.enabled,
         "home_children": home_children,
+        "home_weeks": {c.pupil: await home.week_at_home(c, week.since, week.until) for c in home_children},
         "paused": {  # a child's pause still running: until when, in the school's time
             c.pupil: format_time(c.settings.paused_until, zone_of(request), "%H:%M")
             for c in home_children if c.settings.paused_until > time.time()
