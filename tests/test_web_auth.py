@@ -499,3 +499,39 @@ def test_only_admins_and_a_groups_own_teachers_change_it():
     assert not can_change_group(user("teacher", ("8c",)), "7b")
     assert not can_change_group(user("viewer", ("7b",)), "7b")
     assert not can_change_group(user("parent", ("7b",)), "7b")
+
+
+async def test_a_good_login_takes_back_only_its_own_count(tmp_path: Path):
+    """Two wrong guesses, then someone's right password from the same address: the two
+    guesses still count, so an attacker cannot wipe the address's record with a login of
+    their own between guesses."""
+    async with make_console(tmp_path, settings=WebSettings(ip_failures=3, lock_after=1000)) as console:
+        for _ in range(2):
+            assert (await console.login("ada", "wrong-password-guess")).status == 401
+        assert (await console.login("vic")).status == 303
+        console.client.session.cookie_jar.clear()
+        assert (await console.login("ada", "wrong-password-guess")).status == 401
+        assert (await console.login("ada", "wrong-password-guess")).status == 429
+
+
+async def test_an_address_may_try_again_once_its_failures_are_out_of_the_window(tmp_path: Path):
+    async with make_console(tmp_path, settings=WebSettings(ip_failures=2, ip_window_minutes=0.02, lock_after=1000)) as console:
+        for _ in range(2):
+            assert (await console.login("ada", "wrong-password-guess")).status == 401
+        assert (await console.login("ada")).status == 429
+        await asyncio.sleep(1.4)  # the window is 1.2 s
+        assert (await console.login("ada")).status == 303
+
+
+async def test_logging_out_without_a_session_just_goes_to_the_login_page(console: Console):
+    token = await console.csrf("/login")
+    response = await console.post("/logout", {}, token)
+    assert response.status == 303 and response.headers["Location"] == "/login"
+
+
+async def test_without_a_setup_token_the_setup_page_is_closed(tmp_path: Path):
+    """No token was printed (an admin existed at start, later removed): nobody may make an
+    admin from a browser, whatever token they try."""
+    async with make_console(tmp_path, users=False) as console:
+        for token in ("", "anything", "x" * 43):
+            assert (await console.client.get(f"/setup?token={token}")).status == 404
