@@ -315,3 +315,18 @@ def test_an_override_for_a_category_missing_from_the_index_changes_nothing_else(
     policy.set_overrides([OverrideRule("year7", "block", "", "games", "tess", time.time() + 600)])
     assert policy.decide("year7", "tiktok.com", A).action == "allow"
     assert policy.decide("year7", "bbc.co.uk", A).action == "allow"
+
+
+def test_a_name_in_one_of_two_locked_categories_is_named_by_its_own():
+    names = ("illegal", "terror", "social")
+    index = DomainIndex.build([("abuse.example", 1, False)])  # listed as terror only
+    policy = PolicyEngine(
+        Config(policy=PolicyConfig(
+            categories=(CategoryConfig("illegal", locked=True), CategoryConfig("terror", locked=True), CategoryConfig("social")),
+            groups=(GroupConfig("year7"),),
+        )),
+        CategorySet(names, index),
+        clock=Clock(monday(10)),
+    )  # fmt: skip
+    decision = policy.decide("year7", "abuse.example", A)
+    assert (decision.action, decision.category) == ("block", "terror")
