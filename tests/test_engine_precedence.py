@@ -330,3 +330,24 @@ def test_a_name_in_one_of_two_locked_categories_is_named_by_its_own():
     )  # fmt: skip
     decision = policy.decide("year7", "abuse.example", A)
     assert (decision.action, decision.category) == ("block", "terror")
+
+
+def test_an_override_for_a_group_that_sorts_first_stays_with_that_group():
+    policy = engine(GroupConfig("year7", block=("social",)), GroupConfig("staff", block=("social",)))
+    policy.set_overrides([OverrideRule("staff", "allow", "", "social", "tom", time.time() + 600)])
+    assert policy.decide("staff", "tiktok.com", A).action == "allow"
+    assert policy.decide("year7", "tiktok.com", A).action == "block"
+
+
+def test_a_block_override_of_a_protected_category_blocks():
+    """Protection stops a teacher allowing a protected category, never blocking one."""
+    policy = engine(GroupConfig("staff"), protected_categories=("social",))
+    assert policy.decide("staff", "tiktok.com", A).action == "allow"
+    policy.set_overrides([OverrideRule("staff", "block", "", "social", "tom", time.time() + 600)])
+    assert policy.decide("staff", "tiktok.com", A).action == "block"
+
+
+def test_a_list_entry_above_the_name_is_said_to_be_above_it():
+    policy = engine(GroupConfig("year7", allow_domains=("tiktok.com",)))
+    assert policy.decide("year7", "a.tiktok.com", A).detail.startswith("a.tiktok.com is under tiktok.com, on year7's allow list")
+    assert policy.decide("year7", "tiktok.com", A).detail.startswith("tiktok.com is on year7's allow list")
