@@ -381,6 +381,25 @@ class StoreContract:
         with pytest.raises(ValueError):
             await store.decide_review_request(second.id, "pending", "bob")  # type: ignore[arg-type]
 
+    async def test_parent_notes(self, store: Store) -> None:
+        first = await store.add_parent_note("ana@x.example", "Ana", "7a", "home", "maths.test",
+                                            "Blocked for homework", now=T0)
+        assert (first.child, first.group, first.place, first.site, first.answer, first.answered_at) == (
+            "Ana", "7a", "home", "maths.test", None, None)
+        second = await store.add_parent_note("bo@x.example", "Bo", "8b", "school", "", "A concern", now=T0 + 1)
+        assert await store.list_parent_notes() == [second, first]
+        assert await store.list_parent_notes(parent="ana@x.example") == [first]
+        assert await store.list_parent_notes(groups=["8b"]) == [second]
+        assert await store.list_parent_notes(groups=[]) == []
+        answered = await store.answer_parent_note(first.id, "Unblocked, sorry", "alice", now=T0 + 60)
+        assert answered is not None
+        assert (answered.answer, answered.answered_by, answered.answered_at) == ("Unblocked, sorry", "alice", T0 + 60)
+        assert await store.answer_parent_note(first.id, "again", "bob") is None  # answered already
+        assert await store.list_parent_notes(answered=False) == [second]
+        assert await store.list_parent_notes(answered=True) == [answered]
+        with pytest.raises(StoreError):
+            await store.add_parent_note("ana@x.example", "Ana", "7a", "moon", "", "x")  # type: ignore[arg-type]
+
     # --- take-home devices ---------------------------------------------------------------
 
     async def test_home_settings_are_revisions_and_parents_link_to_pupils(self, store: Store) -> None:
@@ -421,6 +440,8 @@ class StoreContract:
         ])
         await store.audit("a", "old", now=now - 731 * DAY)
         await store.audit("a", "kept", now=now - 729 * DAY)
+        for days in (731, 729):  # parents' notes are kept as long as the audit log
+            await store.add_parent_note("p@x.example", "Ana", "7b", "home", "", f"{days}", now=now - days * DAY)
         await store.create_user("u", "admin", "h")
         await store.create_session("expired", "u", "c", now - 1)
         await store.create_session("live", "u", "c", now + 100)
@@ -436,7 +457,9 @@ class StoreContract:
 
         assert deleted == {
             "events": 2, "home_events": 2, "aggregates": 1, "audit": 1, "sessions": 1, "messages": 1, "alerts": 0,
+            "parent_notes": 1,
         }
+        assert [n.text for n in await store.list_parent_notes()] == ["729"]
         assert sorted(m.dedup_key for m in await store.list_messages()) == ["m29", "pending"]
         assert sorted(names(await all_events(store))) == ["home-recent.test", "recent.test"]
         hours = [r["start"] for r in await store.query_aggregates(0, now)]

@@ -346,7 +346,7 @@ def extracted_messages() -> set[str]:
     for module in (
         "filterdns/reports/guidance.py", "filterdns/reports/digest.py", "filterdns/reports/privacy.py", "filterdns/reports/help.py", "filterdns/reports/notice.py", "filterdns/web/blockpage.py", "filterdns/accounts/service.py", "filterdns/i18n.py",
         "filterdns/web/family.py", "filterdns/web/views_family.py", "filterdns/web/views_reports.py",
-        "filterdns/web/views_parents.py", "filterdns/web/views_digest.py",
+        "filterdns/web/views_parents.py", "filterdns/web/views_digest.py", "filterdns/server/parent_notes.py",
     ):  # fmt: skip
         for node in ast.walk(ast.parse((REPO / module).read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "N_":

@@ -37,6 +37,7 @@ from filterdns.suffixes import is_public_suffix
 from filterdns.resolver.upstream import UpstreamHealth
 from filterdns.server.active_policy import list_sizes, lists_cache_dir
 from filterdns.server.home_profiles import HomeProfiles
+from filterdns.server.parent_notes import ParentNotes
 from filterdns.store import Alert, OutboxMessage, Override, ReviewRequest, Store
 
 if TYPE_CHECKING:
@@ -91,6 +92,11 @@ class StoreChanges:
     def home_profiles(self) -> HomeProfiles:
         """Parents' settings for their children's take-home devices."""
         return HomeProfiles(self)
+
+    @property
+    def parent_notes(self) -> ParentNotes:
+        """Parents' notes to the school and the staff's answers."""
+        return ParentNotes(self)
 
     async def sync_home_settings(self) -> None:
         """Apply the home settings in the store now rather than at the next poll."""

@@ -14,7 +14,7 @@ from filterdns.store.events import EventFilter, EventPage
 from filterdns.store.outbox import OutboxMessage
 from filterdns.store.parents import ParentProfile
 from filterdns.store.policy import Override, OverrideKind, Revision
-from filterdns.store.reviews import ReviewRequest
+from filterdns.store.reviews import ParentNote, ReviewRequest
 from filterdns.store.sink import StoreSink
 from filterdns.store.store import Store
 from filterdns.store.users import ApiToken, Role, Session, User
@@ -54,7 +54,7 @@ async def open_store(settings: StoreConfig, data_dir: Path) -> Store:
 
 __all__ = [
     "DAY", "HOUR", "Alert", "ApiToken", "AuditEntry", "AuditFilter", "Conflict", "EventFilter",
-    "EventPage", "Health", "OutboxMessage", "Override", "OverrideKind", "ParentProfile", "ReviewRequest",
+    "EventPage", "Health", "OutboxMessage", "Override", "OverrideKind", "ParentNote", "ParentProfile", "ReviewRequest",
     "Revision", "Role", "Row", "Session", "Store", "StoreError", "StoreConfig", "StoreSink", "User",
     "create_store", "open_store", "sqlite_file",
 ]

@@ -242,3 +242,21 @@ CREATE TABLE home_settings (
     created double precision NOT NULL
 );
 CREATE INDEX home_settings_pupil ON home_settings (pupil, id);
+
+-- version: 7
+-- Notes from parents to the school (see schema_sqlite.sql, version 7).
+CREATE TABLE parent_notes (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created double precision NOT NULL,
+    parent text NOT NULL,
+    child text NOT NULL,
+    group_name text NOT NULL,
+    place text NOT NULL CHECK (place IN ('home', 'school')),
+    site text NOT NULL,
+    text text NOT NULL,
+    answer text,
+    answered_by text,
+    answered_at double precision
+);
+CREATE INDEX parent_notes_parent ON parent_notes (parent, id);
+CREATE INDEX parent_notes_group ON parent_notes (group_name, id);

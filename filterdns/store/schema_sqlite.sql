@@ -248,3 +248,23 @@ CREATE TABLE home_settings (
     created REAL NOT NULL
 );
 CREATE INDEX home_settings_pupil ON home_settings (pupil, id);
+
+-- version: 7
+-- Notes from parents to the school (issue 19): about a block or a concern, with the child's
+-- context (name, group, whether it happened at home or at school) and optionally a site.
+-- They wait in the staff's Reviews queue until answered; the parent reads the answer.
+CREATE TABLE parent_notes (
+    id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    parent TEXT NOT NULL,
+    child TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    place TEXT NOT NULL CHECK (place IN ('home', 'school')),
+    site TEXT NOT NULL,
+    text TEXT NOT NULL,
+    answer TEXT,
+    answered_by TEXT,
+    answered_at REAL
+);
+CREATE INDEX parent_notes_parent ON parent_notes (parent, id);
+CREATE INDEX parent_notes_group ON parent_notes (group_name, id);

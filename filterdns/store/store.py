@@ -15,7 +15,7 @@ from filterdns.store.home import HomeQueries
 from filterdns.store.outbox import OutboxQueries
 from filterdns.store.parents import ParentQueries
 from filterdns.store.policy import PolicyQueries
-from filterdns.store.reviews import ReviewQueries
+from filterdns.store.reviews import ParentNoteQueries, ReviewQueries
 from filterdns.store.server_secrets import SecretQueries
 from filterdns.store.users import UserQueries
 
@@ -25,7 +25,7 @@ MIN_MESSAGE_DAYS = 8
 
 class Store(
     EventQueries, UserQueries, PolicyQueries, AuditQueries, ReviewQueries, ParentQueries,
-    SecretQueries, OutboxQueries, AlertQueries, HomeQueries,
+    SecretQueries, OutboxQueries, AlertQueries, HomeQueries, ParentNoteQueries,
 ):  # fmt: skip
     """The store's operations. Open with ``filterdns.store.open_store``; a backend
     (``SQLiteStore``, ``PostgresStore``) supplies the primitives of ``StoreBase``."""
@@ -48,4 +48,6 @@ class Store(
             "messages": await self.delete_old_messages(now - max(s.raw_events_days, MIN_MESSAGE_DAYS) * DAY),
             # Safeguarding alerts are records of what staff did about a concern, like the audit.
             "alerts": await self.delete_alerts_before(now - s.audit_days * DAY),
+            # A parent's note and its answer are records of what the school was told and did.
+            "parent_notes": await self.delete_parent_notes_before(now - s.audit_days * DAY),
         }

@@ -149,6 +149,16 @@ async def family_home(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     if not is_parent(user):
         return redirect("/reports")
+    return await _family_home(request)
+
+
+async def _family_home(
+    request: web.Request, *, note_errors: list[str] | None = None, note_form: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:  # fmt: skip
+    """The parent's home page; with ``note_errors``, the note they tried to send is shown
+    again (``note_form``) with what to change."""
+    user = user_of(request)
     profile = await control_of(request).store.get_parent_profile(user.name)
     children: dict[str, list[str]] = {}
     for child, group in profile.children if profile else ():
@@ -158,6 +168,7 @@ async def family_home(request: web.Request) -> web.StreamResponse:
     config = control_of(request).config
     home = control_of(request).home_profiles
     home_children = await home.children_of(user.name)
+    notes = control_of(request).parent_notes
     week = Week.containing(datetime.now(zone_of(request)).date(), zone_of(request))
     context = {
         "classes": classes,
@@ -172,8 +183,27 @@ async def family_home(request: web.Request) -> web.StreamResponse:
             c.pupil: format_time(c.settings.paused_until, zone_of(request), "%H:%M")
             for c in home_children if c.settings.paused_until > time.time()
         },
+        "note_children": await notes.children_of(user.name),
+        "notes": await notes.of_parent(user.name),
+        "note_errors": note_errors or [],
+        "note_form": note_form or {},
+        "max_note": notes.max_note,
     }
-    return await family_render(request, "parents/home.html", context)
+    return await family_render(request, "parents/home.html", context, status=status)
+
+
+@family_page(login=True)
+async def send_note(request: web.Request) -> web.StreamResponse:
+    """A parent's note to the school about one of their children (``server/parent_notes``)."""
+    user = user_of(request)
+    if not is_parent(user):
+        raise web.HTTPForbidden(text="Only parents send notes from the family page.")
+    form = {key: str((await request.post()).get(key, "")) for key in ("child", "place", "site", "text")}
+    try:
+        await control_of(request).parent_notes.send(user.name, form["child"], form["place"], form["site"], form["text"])
+    except ValueError as error:
+        return await _family_home(request, note_errors=[str(error)], note_form=form, status=422)
+    return redirect("/family?saved=note#notes")
 
 
 @family_page(login=True)
@@ -199,3 +229,4 @@ def setup(app: web.Application) -> None:
     router.add_get("/family/welcome/{token}", welcome_page)
     router.add_post("/family/welcome/{token}", welcome)
     router.add_post("/family/language", save_language)
+    router.add_post("/family/notes", send_note)

@@ -4,6 +4,10 @@ writes the audit log; this module decides who may.
 
 Admins decide any request; teachers only those from their own groups, which are also the
 only ones they see; viewers see everything and decide nothing.
+
+The queue also holds parents' notes (``server/parent_notes``): a block or a concern about one
+child, with the child's name, group and whether it happened at home or at school. Admins
+and the teachers of that child's group see and answer them; viewers do not see them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ DECISIONS: dict[str, Literal["approved", "declined"]] = {"approve": "approved", 
 NOTICES = {
     "approved": "Approved: the site is now on the group's allow list.",
     "declined": "Declined.",
+    "answered": "Answer sent: the parent sees it on their family page.",
 }
 
 
@@ -77,11 +82,13 @@ async def _page(request: web.Request, *, problems: list[str] | None = None, stat
         )
         for r in requests
     ]
+    notes = await control.parent_notes.for_staff(user, answered=status_filter == "decided")
     return await render(
         request,
         "reviews.html",
         {
             "rows": rows,
+            "notes": notes,
             "show": status_filter,
             "problems": problems or [],
             "notice": NOTICES.get(request.query.get("done", ""), ""),
@@ -137,7 +144,23 @@ async def decide(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/reviews?done={decision}")
 
 
+@require(*DECIDE_ROLES)
+async def answer_note(request: web.Request) -> web.StreamResponse:
+    """Staff answer a parent's note; the service refuses notes outside the user's scope."""
+    try:
+        note_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound(text="No such note.") from None
+    answer = str((await request.post()).get("answer", ""))
+    try:
+        await control_of(request).parent_notes.answer(user_of(request), note_id, answer)
+    except ValueError as error:
+        return await _page(request, problems=[str(error)], status=409)
+    raise web.HTTPSeeOther("/reviews?done=answered")
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/reviews", reviews_page, name="reviews")
+    app.router.add_post("/reviews/notes/{id}/answer", answer_note)
     app.router.add_post("/reviews/{id}/{decision}", decide)
     add_nav(app, NavItem("/reviews", "Reviews", CONSOLE_ROLES, "nav-reviews"))
