@@ -169,3 +169,17 @@ async def test_a_hung_server_loses_no_events_and_is_reported_once(
     finally:
         await sink.close()
         await store.close()
+
+
+def test_a_timeout_is_told_in_words() -> None:
+    """A hung server's timeouts carry no message of their own; the store's error says what
+    happened instead of "postgresql: TimeoutError" (seen in a 20 s SIGSTOP drill)."""
+    from filterdns.store.base import StoreError
+    from filterdns.store.postgres import _translated_errors
+
+    with pytest.raises(StoreError, match="postgresql: the server did not answer in time"):
+        with _translated_errors():
+            raise TimeoutError()
+    with pytest.raises(StoreError, match="postgresql: connection refused"):
+        with _translated_errors():
+            raise OSError("connection refused")

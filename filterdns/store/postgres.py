@@ -74,7 +74,9 @@ def _translated_errors() -> Iterator[None]:
         yield
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise Conflict(str(exc)) from exc
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except TimeoutError as exc:  # asyncpg's connect or command timeout: it says nothing itself
+        raise StoreError("postgresql: the server did not answer in time") from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise StoreError(f"postgresql: {error_text(exc)}") from exc
 
 
