@@ -22,6 +22,7 @@ from filterdns.reports.weekly import (
     ReportSettings,
     Week,
     WeeklyReport,
+    build_report,
     clamp_week,
     find_group,
     load_report,
@@ -324,3 +325,65 @@ async def test_secrets_are_made_once_and_rotated(store_factory: StoreFactory):
     assert await store.get_secret("report-links", "third") == "rotated"
     health = await store.health()
     assert f"schema version {MIGRATIONS[-1][0]}" in health.detail  # the newest, on either backend
+
+
+def test_the_report_counts_exactly_the_hours_of_its_weeks_and_of_retention(config: Config):
+    """Boundaries: an hour starting exactly when retention begins counts, the hour before it
+    does not; an hour starting exactly when the week ends belongs to no week of the report;
+    safe-search rewrites are counted as made safe and blocks as blocked, nothing else."""
+    zone = LONDON
+    week = Week.containing(MONDAY, zone)
+    previous = week.shifted(-1, zone)
+    kept_since = previous.since + 3600  # retention began one hour into the previous week
+    rows = [
+        {"start": previous.since, "verdict": "blocked", "category": "social", "count": 100},  # before retention
+        {"start": kept_since, "verdict": "blocked", "category": "social", "count": 7},  # exactly at it
+        {"start": week.since, "verdict": "blocked", "category": "games", "count": 5},
+        {"start": week.since + 3600, "verdict": "rewritten", "category": "", "count": 4},
+        {"start": week.since + 7200, "verdict": "allowed", "category": "", "count": 3},
+        {"start": week.until, "verdict": "blocked", "category": "games", "count": 1000},  # next week
+        {"start": week.until + 3600, "verdict": "blocked", "category": "games", "count": 1000},
+        {"start": previous.since + 7200, "verdict": "rewritten", "category": "", "count": 2},  # not a block
+    ]
+    devices = [
+        {"hour": week.since, "verdict": "blocked", "category": "games", "device": f"d{i}"} for i in range(5)
+    ] + [
+        {"hour": week.since + 3600, "verdict": "rewritten", "category": "", "device": f"d{i}"} for i in range(4)
+    ] + [
+        {"hour": week.since + 7200, "verdict": "allowed", "category": "", "device": f"d{i}"} for i in range(3)
+    ] + [{"hour": week.until, "verdict": "blocked", "category": "games", "device": "late"}]
+    report = build_report(
+        group(config, "7b"), config, rows, devices=devices, week=week, trend=[previous, week],
+        trend_devices={previous: (7, 7)}, timetable=Timetable.for_group(group(config, "7b"), config.policy.schedules, zone),
+        settings=ReportSettings(mask_below=1), now=week.until + 1, kept_since=kept_since,
+    )  # fmt: skip
+    assert (report.blocked.value, report.made_safe.value, report.lookups.value) == (5, 4, 12)
+    assert [(p.blocked.value, p.current) for p in report.trend] == [(7, False), (5, True)]
+    assert {line.category: line.blocked.value for line in report.categories if line.blocked.value} == {"games": 5}
+
+
+def test_devices_count_only_inside_the_week_and_retention(config: Config):
+    """With mask_below 6 the games figure shows only if six devices stand behind it: one
+    device seen before retention began and one at the very end of the week do not count."""
+    zone = LONDON
+    week = Week.containing(MONDAY, zone)
+    kept_since = week.since + 1800
+    rows = [{"start": week.since + 3600, "verdict": "blocked", "category": "games", "count": 9}]
+    devices = [{"hour": week.since + 3600, "verdict": "blocked", "category": "games", "device": f"d{i}"} for i in range(5)]
+    outside = [
+        {"hour": week.since, "verdict": "blocked", "category": "games", "device": "before-retention"},
+        # (a number read back from the store, as rows are: equal to week.until, not the same object)
+        {"hour": week.until + 0.0, "verdict": "blocked", "category": "games", "device": "next-week"},
+    ]
+    report = build_report(
+        group(config, "7b"), config, rows, devices=devices + outside, week=week, trend=[week], trend_devices={},
+        timetable=Timetable.for_group(group(config, "7b"), config.policy.schedules, zone),
+        settings=ReportSettings(mask_below=6), now=week.until + 1, kept_since=kept_since,
+    )  # fmt: skip
+    assert report.blocked.masked and report.blocked.value is None
+    shown = build_report(
+        group(config, "7b"), config, rows, devices=devices + [{**devices[0], "device": "d5"}], week=week, trend=[week],
+        trend_devices={}, timetable=Timetable.for_group(group(config, "7b"), config.policy.schedules, zone),
+        settings=ReportSettings(mask_below=6), now=week.until + 1, kept_since=kept_since,
+    )  # fmt: skip
+    assert shown.blocked.value == 9
