@@ -4,7 +4,9 @@ unsubscribes.
 
 The numbers are those of the weekly class report (``weekly.load_report``), masked the same
 way, so a digest can never say more than the report page does: counts per class, never a
-domain, a client or a device. The mail is rendered from ``parents/mail/digest.txt`` (plain
+domain, a client or a device. Then one section per child with a take-home device linked to
+the parent: their week at home (``home_week``), as the family page shows it to that parent
+only. The mail is rendered from ``parents/mail/digest.txt`` (plain
 text) and ``parents/mail/digest.html`` (simple HTML with inline styles: mail clients drop
 stylesheets), through the same gettext catalogues as the parents' pages.
 
@@ -30,6 +32,7 @@ from filterdns.config.model import Config
 from filterdns.links import unsubscribe_path, unsubscribe_secret, unsubscribe_token
 from filterdns.reports.guidance import GENERAL_TIP
 from filterdns.reports.help import SchoolHelp
+from filterdns.reports.home_week import ChildAtHome, load_home_week
 from filterdns.reports.privacy import PrivacyFacts
 from filterdns.reports.weekly import ReportSettings, Week, WeeklyReport, find_group, load_report
 from filterdns.store import Store, User
@@ -138,11 +141,11 @@ def wrap(text: str, width: int = 72) -> str:
 
 def render_digest(
     recipient: str, week: Week, sections: Sequence[ClassSection], language: i18n.Language, *,
-    privacy: PrivacyFacts, school_help: SchoolHelp, unsubscribe_url: str,
+    privacy: PrivacyFacts, school_help: SchoolHelp, unsubscribe_url: str, at_home: Sequence[ChildAtHome] = (),
 ) -> DigestMail:  # fmt: skip
-    """The digest mail of ``sections`` (the classes' reports of ``week``), in ``language``,
-    ending with where to get help (``school_help``) and what the school keeps and who sees it
-    (``privacy``)."""
+    """The digest mail of ``sections`` (the classes' reports of ``week``) and of the
+    recipient's children's weeks ``at_home``, in ``language``, ending with where to get help
+    (``school_help``) and what the school keeps and who sees it (``privacy``)."""
     translator = i18n.Translator(language)
     label = week_label(week, translator)
     context = {
@@ -150,6 +153,7 @@ def render_digest(
         "week_label": label,
         "finished": all(section.report.finished for section in sections),
         "sections": sections,
+        "at_home": at_home,
         "mask_below": sections[0].report.mask_below if sections else 0,
         "privacy": privacy.sentences(translator),
         "help": school_help,
@@ -181,38 +185,47 @@ class DigestComposer:
         self._reports: dict[str, WeeklyReport | None] = {}
         self._secret: str | None = None
 
-    async def compose(self, user: User, profile: ParentProfile | None) -> DigestMail | None:
+    async def compose(
+        self, user: User, profile: ParentProfile | None, at_home: Sequence[tuple[str, str]] = ()
+    ) -> DigestMail | None:
         """``user``'s digest in their language (the school's, ``reports.language``, if they
-        chose none), covering the class groups they may see; ``None`` if none of them has a
-        report for the week (no groups, groups no longer configured, or a week older than
-        the counts kept)."""
+        chose none), covering the class groups they may see and the week at home of their
+        children ``at_home`` ((pupil id, name) pairs linked to their account); ``None`` if
+        none of the groups has a report for the week (no groups, groups no longer
+        configured, or a week older than the counts kept) and no child is at home."""
         children: dict[str, list[str]] = {}
         for child, group in profile.children if profile else ():
             children.setdefault(group, []).append(child)
         language = i18n.supported(profile.language if profile else "") or self.school_language
-        return await self.compose_for(user.name, user.groups, children, language)
+        weeks = [
+            ChildAtHome(name, await load_home_week(self.store, pupil, self.week.since, self.week.until))
+            for pupil, name in at_home
+        ]
+        return await self.compose_for(user.name, user.groups, children, language, at_home=weeks)
 
     @property
     def school_language(self) -> i18n.Language:
         return i18n.language(self.config.node.reports.language)
 
     async def compose_for(
-        self, recipient: str, groups: Sequence[str], children: Mapping[str, Sequence[str]], language: i18n.Language
-    ) -> DigestMail | None:
+        self, recipient: str, groups: Sequence[str], children: Mapping[str, Sequence[str]], language: i18n.Language,
+        *, at_home: Sequence[ChildAtHome] = (),
+    ) -> DigestMail | None:  # fmt: skip
         """The digest of ``groups`` (``children``: group -> the recipient's children in it)
-        for ``recipient``, in ``language``: a parent's, or the copy staff preview."""
+        and of the weeks ``at_home`` for ``recipient``, in ``language``: a parent's, or the
+        copy staff preview (which has no child at home)."""
         sections = []
         for name in groups:
             report = await self._report(name)
             if report is not None:
                 sections.append(ClassSection(report, tuple(children.get(name, ())), self._report_url(name)))
-        if not sections:
+        if not sections and not at_home:
             return None
         if self._secret is None:
             self._secret = await unsubscribe_secret(self.store)
         return render_digest(
             recipient, self.week, sections, language, privacy=PrivacyFacts.of(self.config),
-            school_help=SchoolHelp.of(self.config),
+            school_help=SchoolHelp.of(self.config), at_home=at_home,
             unsubscribe_url=self.config.node.web.base_url + unsubscribe_path(unsubscribe_token(self._secret, recipient)),
         )  # fmt: skip
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -84,13 +84,26 @@ def _send_moment(reports: ReportsConfig, day: date, zone: ZoneInfo) -> float:
     return wall_to_timestamp(datetime.combine(day, datetime.strptime(reports.digest_time, "%H:%M").time()), zone)
 
 
+# A parent's children with take-home devices, as (pupil id, name) pairs: the roster links
+# them (``server/home_profiles``), which this layer does not know.
+ChildrenAtHome = Callable[[str], Awaitable[Sequence[tuple[str, str]]]]
+
+
+async def _none_at_home(parent: str) -> Sequence[tuple[str, str]]:
+    return ()
+
+
 class DigestJob(LeasedJob):
     """Queues each week's digests; ``config_provider`` returns the config in force (the
     policy, and with it the groups, can change while the service runs)."""
 
-    def __init__(self, store: Store, config_provider: Callable[[], Config], *, interval: float = INTERVAL) -> None:
+    def __init__(
+        self, store: Store, config_provider: Callable[[], Config], *, interval: float = INTERVAL,
+        children_at_home: ChildrenAtHome | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(store, LEASE, ttl=LEASE_TTL, interval=interval, log=log, what="weekly digests")
         self.config_provider = config_provider
+        self.children_at_home = children_at_home or _none_at_home
         self._week: date | None = None  # the week ``_handled`` is about
         # (parent, their groups) whose digest this job queued, or found none for, this week:
         # a parent given another class is looked at again.
@@ -134,7 +147,7 @@ class DigestJob(LeasedJob):
         composer = DigestComposer(self.store, config, week, now=now)
         queued = already = 0
         for user, profile in recipients:
-            mail = await composer.compose(user, profile)
+            mail = await composer.compose(user, profile, await self.children_at_home(user.name))
             if mail is not None and await self.store.enqueue_message(
                 dedup_key=mail.dedup_key, channel="email", kind="digest", recipient=mail.recipient,
                 subject=mail.subject, body_text=mail.text, body_html=mail.html, headers=mail.headers, now=now,

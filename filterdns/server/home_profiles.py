@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from filterdns.policy.home import HomeSettings, home_config
+from filterdns.reports.home_week import HomeWeek, load_home_week
 from filterdns.store.home import HomeRevision
 
 if TYPE_CHECKING:
@@ -39,15 +40,6 @@ class HomeChild:
     revision: HomeRevision | None
 
 
-@dataclass(frozen=True, slots=True)
-class HomeWeek:
-    """A child's blocked lookups at home in a week: (category, count), "" for a parent's
-    bedtime or pause, and the most blocked sites (name, count)."""
-
-    categories: tuple[tuple[str, int], ...]
-    names: tuple[tuple[str, int], ...]
-
-
 class HomeProfiles:
     """The family page's and the school's access to pupils' home settings."""
 
@@ -60,6 +52,11 @@ class HomeProfiles:
         current = await self._control.store.current_home_settings()
         return [child for pupil in (profile.pupils if profile else ()) if (child := self._child(pupil, current))]
 
+    async def pupils_of(self, parent: str) -> list[tuple[str, str]]:
+        """(pupil id, name) of the parent's children with take-home devices: the weekly
+        digest's sections at home (``reports.digest_job.ChildrenAtHome``)."""
+        return [(child.pupil, child.name) for child in await self.children_of(parent)]
+
     async def all_children(self) -> list[HomeChild]:
         """Every pupil with home settings, for the school."""
         current = await self._control.store.current_home_settings()
@@ -69,8 +66,7 @@ class HomeProfiles:
     async def week_at_home(self, child: HomeChild, since: float, until: float) -> HomeWeek:
         """What ``child``'s device had blocked at home in [since, until): for the parents
         ``children_of`` gave ``child`` to, never in any aggregate."""
-        categories, names = await self._control.store.count_home_blocked(child.pupil, since, until)
-        return HomeWeek(tuple(categories), tuple(names))
+        return await load_home_week(self._control.store, child.pupil, since, until)
 
     async def save(
         self, parent: str, pupil: str, *, block: Sequence[str], bedtime: tuple[str, str] | None, pause_minutes: int | None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from filterdns.alerts.evaluator import AlertEvaluator
 from filterdns.config.model import Config
 from filterdns.notify.delivery import OutboxDelivery
-from filterdns.reports.digest_job import DigestJob
+from filterdns.reports.digest_job import ChildrenAtHome, DigestJob
 from filterdns.store import Store
 from filterdns.store.outage import OutageLog
 
@@ -30,11 +30,11 @@ class BackgroundJobs:
     """The jobs over one store; ``config`` gives the configuration in force (policy
     revisions and SIGHUP replace it)."""
 
-    def __init__(self, store: Store, config: Callable[[], Config]) -> None:
+    def __init__(self, store: Store, config: Callable[[], Config], *, children_at_home: ChildrenAtHome | None = None) -> None:
         self._store = store
         self._config = config
         self.outbox = OutboxDelivery(store, config().node.mail, fetch_allow=config().node.fetch_allow)
-        self.digest = DigestJob(store, config)
+        self.digest = DigestJob(store, config, children_at_home=children_at_home)
         self.alerts = AlertEvaluator(store, config)
 
     def start(self) -> list[asyncio.Task]:

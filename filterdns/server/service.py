@@ -142,7 +142,7 @@ class Service:
             downloader = ListDownloader(lists, self.config.node.lists.download_timeout, self.config.node.fetch_allow)
             refresh = download_lists_forever(downloader, lambda: self.config, self.active.rebuild_lists)
             tasks.append(asyncio.create_task(refresh, name="list downloads"))
-        self.jobs = BackgroundJobs(self.store, lambda: self.config)
+        self.jobs = BackgroundJobs(self.store, lambda: self.config, children_at_home=self.control.home_profiles.pupils_of)
         return tasks + self.jobs.start()
 
     def _config_changed(self, config: Config) -> None:
