@@ -23,6 +23,8 @@ from filterdns.reports.weekly import (
     Week,
     WeeklyReport,
     build_report,
+    selectable_weeks,
+    trend_weeks,
     clamp_week,
     find_group,
     load_report,
@@ -387,3 +389,42 @@ def test_devices_count_only_inside_the_week_and_retention(config: Config):
         settings=ReportSettings(mask_below=6), now=week.until + 1, kept_since=kept_since,
     )  # fmt: skip
     assert shown.blocked.value == 9
+
+
+def test_categories_are_listed_most_blocked_first(config: Config):
+    week = Week.containing(MONDAY, LONDON)
+    rows = [
+        {"start": week.since + 3600, "verdict": "blocked", "category": "games", "count": 5},
+        {"start": week.since + 3600, "verdict": "blocked", "category": "social", "count": 9},
+        {"start": week.since + 3600, "verdict": "blocked", "category": "adult", "count": 2},
+    ]
+    devices = [{"hour": week.since + 3600, "verdict": "blocked", "category": c, "device": f"{c}{i}"}
+               for c in ("games", "social", "adult") for i in range(3)]  # fmt: skip
+    report = build_report(
+        group(config, "7b"), config, rows, devices=devices, week=week, trend=[week], trend_devices={},
+        timetable=Timetable.for_group(group(config, "7b"), config.policy.schedules, LONDON),
+        settings=ReportSettings(mask_below=1), now=week.until + 1, kept_since=week.since,
+    )  # fmt: skip
+    assert [line.category for line in report.categories if line.blocked.value] == ["social", "games", "adult"]
+
+
+def test_report_settings_bounds():
+    assert ReportSettings().trend_weeks == 8  # as documented
+    ReportSettings(mask_below=1, trend_weeks=1)
+    ReportSettings(trend_weeks=52)
+    for bad in ({"mask_below": 0}, {"trend_weeks": 0}, {"trend_weeks": 53}):
+        with pytest.raises(ValueError):
+            ReportSettings(**bad)
+
+
+def test_a_week_starting_exactly_when_retention_begins_is_kept():
+    week = Week.containing(MONDAY, LONDON)
+    kept_since = week.shifted(-2, LONDON).since  # retention begins exactly on a Monday, 00:00
+    first, current = selectable_weeks(LONDON, week.since + 3600, kept_since)
+    assert (first.since, current.since) == (kept_since, week.since)
+    assert [w.since for w in trend_weeks(week, 8, LONDON, kept_since)] == [
+        kept_since, week.shifted(-1, LONDON).since, week.since
+    ]
+    # one second later, that week is no longer wholly kept
+    first, _ = selectable_weeks(LONDON, week.since + 3600, kept_since + 1)
+    assert first.since == week.shifted(-1, LONDON).since
