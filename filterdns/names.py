@@ -104,6 +104,12 @@ def typed_domain(text: str) -> TypedDomain:
     return TypedDomain(domain_name(text))
 
 
+def is_at_or_below(name: str, parent: str) -> bool:
+    """``name`` is ``parent`` or a name under it (``www.example.org`` under ``example.org``,
+    not ``badexample.org``): what an allow or deny entry for ``parent`` covers."""
+    return name == parent or name.endswith("." + parent)
+
+
 def display_domain(name: str) -> str:
     """``name`` as people read it: internationalised labels in Unicode (``bücher.de``, not
     ``xn--bcher-kva.de``). For showing only; names are stored and compared in normal form."""
@@ -115,4 +121,7 @@ def display_domain(name: str) -> str:
         return name
 
 
-__all__ = ["MAX_NAME_LENGTH", "TypedDomain", "display_domain", "domain_name", "normalize_domain", "typed_domain"]
+__all__ = [
+    "MAX_NAME_LENGTH", "TypedDomain", "display_domain", "domain_name", "is_at_or_below", "normalize_domain",
+    "typed_domain",
+]

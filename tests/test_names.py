@@ -74,3 +74,12 @@ def test_config_lists_use_the_same_form(tmp_path: Path) -> None:
 def test_a_console_edit_compares_names_in_the_same_form() -> None:
     document = {"allow": ["xn--bcher-kva.example"]}
     assert add_to_allow(document, "BÜCHER.example.") == document  # already there: nothing added
+
+
+def test_at_or_below_is_about_labels_not_characters():
+    from filterdns.names import is_at_or_below
+
+    assert is_at_or_below("example.org", "example.org")
+    assert is_at_or_below("www.example.org", "example.org")
+    assert not is_at_or_below("badexample.org", "example.org")
+    assert not is_at_or_below("example.org", "www.example.org")

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from filterdns.config.model import Config, EssentialEntry, GroupConfig
-from filterdns.names import normalize_domain
+from filterdns.names import is_at_or_below, normalize_domain
 from filterdns.policy.decision import Decision, OverrideRule
 from filterdns.policy.explanation import Explanation
 from filterdns.policy.groupstate import (
@@ -241,10 +241,10 @@ class PolicyEngine:
             categories = ", ".join(self._names(index.match(below[0]) & self._protected))
             return f"{name} has sites in a protected category below it ({below[0]} is listed as {categories})"
         for bypass in BYPASS_NAMES:
-            if bypass == name or bypass.endswith("." + name):
+            if is_at_or_below(bypass, name):
                 return f"{name} covers {bypass}, which bypass protection keeps blocked"
         for entry in self._config.policy.deny_domains:
-            if entry == name or entry.endswith("." + name) or name.endswith("." + entry):
+            if is_at_or_below(entry, name) or is_at_or_below(name, entry):
                 return f"{name} covers {entry}, which is on the global deny list"
         return ""
 
